@@ -1,0 +1,56 @@
+// Everything between a socket event and a metric, wired once:
+//   EventSink (source) -> ConnTracker -> protocol parsers -> Span
+//     -> RedAggregator (+ any extra SpanSinks, e.g. --replay.spans printer)
+// The exporter owns one Pipeline per source; tests build their own.
+#ifndef REDMAP_AGGREGATORS_PIPELINE_H_
+#define REDMAP_AGGREGATORS_PIPELINE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "aggregators/conntrack/conn_tracker.h"
+#include "aggregators/red/red_aggregator.h"
+#include "aggregators/self/self_metrics.h"
+#include "aggregators/sources/event.h"
+#include "aggregators/span/span.h"
+#include "prometheus/collectable.h"
+
+namespace redmap {
+
+struct PipelineOptions {
+  ConnTrackerOptions conntrack;
+  RedOptions red;
+  // Resolve service_name from /proc (false in replay: no processes there).
+  bool resolve_processes = true;
+};
+
+class Pipeline : public EventSink {
+ public:
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Create(const PipelineOptions& options);
+  ~Pipeline() override;
+
+  void OnData(const DataEvent& event) override;
+  void OnClose(const CloseEvent& event) override;
+  // Periodic housekeeping from the source thread: idle connections, gauges.
+  void Tick(uint64_t now_monotonic_ns);
+  // End of input (replay): complete what can be completed.
+  void Flush();
+
+  // Extra consumers of every span; must outlive the pipeline.
+  void AddSpanSink(SpanSink* sink);
+
+  SelfMetrics& self_metrics();
+  // Everything /metrics should collect, self-metrics included.
+  std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
+
+ private:
+  Pipeline();
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_AGGREGATORS_PIPELINE_H_

@@ -1,0 +1,51 @@
+// RED metrics from spans: OpenTelemetry semantic-convention histograms as
+// Prometheus exports them,
+//   http_server_request_duration_seconds{service_name, http_request_method,
+//       http_response_status_code, http_route}            (side == kServer)
+//   http_client_request_duration_seconds{... + server_address, server_port}
+//                                                         (side == kClient)
+// Series are capped per family (beyond the cap: one overflow series, and
+// redmap_series_overflow_total counts what went there) and expire after
+// series_ttl_ns without updates. Collect() snapshots under a short lock.
+#ifndef REDMAP_AGGREGATORS_RED_RED_AGGREGATOR_H_
+#define REDMAP_AGGREGATORS_RED_RED_AGGREGATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregators/span/span.h"
+#include "prometheus/collectable.h"
+
+namespace redmap {
+
+struct RedOptions {
+  std::vector<double> buckets;  // seconds, strictly increasing, finite
+  size_t max_series = 10000;    // per family
+  uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
+};
+
+// service_name of the process that observed a span.
+using ServiceNameResolver = std::function<std::string(const Span&)>;
+
+class RedAggregator : public SpanSink, public prometheus::Collectable {
+ public:
+  RedAggregator(const RedOptions& options, ServiceNameResolver resolver);
+  ~RedAggregator() override;
+
+  void OnSpan(const Span& span) override;
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  // Drops series not updated for series_ttl_ns before now_ns.
+  void Expire(uint64_t now_ns);
+  size_t series(bool server_side) const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_AGGREGATORS_RED_RED_AGGREGATOR_H_

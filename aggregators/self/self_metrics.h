@@ -1,0 +1,105 @@
+// redmap's own health, exported with the redmap_ prefix: what came in, what
+// was lost and why, how big the tables are, which probes are attached, how
+// long scrapes take. Hot-path updates are relaxed atomic increments; no
+// locks, no allocation. Everything is initialised to zero so that "nothing
+// lost" is a visible 0, not a missing series.
+#ifndef REDMAP_AGGREGATORS_SELF_SELF_METRICS_H_
+#define REDMAP_AGGREGATORS_SELF_SELF_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "aggregators/sources/event.h"
+#include "prometheus/collectable.h"
+
+namespace redmap {
+
+// Why an event (or part of one) was lost. Label value of
+// redmap_events_dropped_total{reason=...}.
+enum class DropReason : uint8_t {
+  kKernelRingFull,    // BPF could not reserve ring space (read from the kernel)
+  kDecodeError,       // ring record too short / inconsistent
+  kConnTableFull,     // userspace connection table at its bound, LRU evicted
+  kBufferOverflow,    // unparsed bytes beyond conntrack.max_buffer_bytes
+  kCount,
+};
+std::string_view DropReasonName(DropReason r);
+
+// Counters the BPF side keeps in its per-CPU stats map, summed over CPUs.
+struct KernelStats {
+  uint64_t ringbuf_drops = 0;
+  uint64_t events = 0;
+  uint64_t conn_unclassified = 0;
+  uint64_t conn_classified = 0;
+  uint64_t args_missing = 0;
+  uint64_t read_failed = 0;
+};
+
+class SelfMetrics : public prometheus::Collectable {
+ public:
+  static constexpr size_t kProtocols = 2;  // indexed by static_cast<size_t>(Protocol)
+
+  // ---- hot path (any thread) ----
+  void AddDataEvent() { data_events_.fetch_add(1, std::memory_order_relaxed); }
+  void AddCloseEvent() { close_events_.fetch_add(1, std::memory_order_relaxed); }
+  void AddDropped(DropReason r, uint64_t n = 1) {
+    dropped_[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
+  }
+  void AddParseError(Protocol p) {
+    parse_errors_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void AddSpan(Protocol p) { spans_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed); }
+  void SetTrackedConnections(int64_t n) { tracked_connections_.store(n, std::memory_order_relaxed); }
+  void SetTrackedConnectionsLimit(int64_t n) {
+    tracked_connections_limit_.store(n, std::memory_order_relaxed);
+  }
+
+  // ---- control path ----
+  void SetProbeStatus(const std::string& probe, bool up);
+  void ObserveScrapeDuration(double seconds);
+  // Called at collection time to read the kernel's counters (BPF map).
+  void SetKernelStatsReader(std::function<KernelStats()> reader);
+  // Called at collection time for fill gauges of bounded kernel/user tables,
+  // e.g. {"bpf_conn_info", entries, capacity}.
+  struct TableFill {
+    std::string table;
+    int64_t entries;
+    int64_t capacity;
+  };
+  void SetTableFillReader(std::function<std::vector<TableFill>()> reader);
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+  // For tests.
+  uint64_t data_events() const { return data_events_.load(); }
+  uint64_t dropped(DropReason r) const { return dropped_[static_cast<size_t>(r)].load(); }
+  uint64_t parse_errors(Protocol p) const { return parse_errors_[static_cast<size_t>(p)].load(); }
+  uint64_t spans(Protocol p) const { return spans_[static_cast<size_t>(p)].load(); }
+
+ private:
+  std::atomic<uint64_t> data_events_{0};
+  std::atomic<uint64_t> close_events_{0};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> dropped_{};
+  std::array<std::atomic<uint64_t>, kProtocols> parse_errors_{};
+  std::array<std::atomic<uint64_t>, kProtocols> spans_{};
+  std::atomic<int64_t> tracked_connections_{0};
+  std::atomic<int64_t> tracked_connections_limit_{0};
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, bool> probes_ ABSL_GUARDED_BY(mu_);
+  double last_scrape_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t scrapes_ ABSL_GUARDED_BY(mu_) = 0;
+  double scrape_seconds_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<KernelStats()> kernel_reader_ ABSL_GUARDED_BY(mu_);
+  std::function<std::vector<TableFill>()> fill_reader_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_AGGREGATORS_SELF_SELF_METRICS_H_

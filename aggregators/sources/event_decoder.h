@@ -1,0 +1,19 @@
+// Turns one raw ring-buffer record (bpf/socket_trace.h) into a DataEvent or
+// CloseEvent and hands it to a sink. The single place where kernel structs
+// become C++ types; validates every length before reading.
+#ifndef REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_
+#define REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_
+
+#include <cstddef>
+
+#include "aggregators/sources/event.h"
+
+namespace redmap {
+
+enum class DecodeResult { kData, kClose, kInvalid };
+
+DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink);
+
+}  // namespace redmap
+
+#endif  // REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_

@@ -1,0 +1,2 @@
+// placeholder: implemented by the exporter work
+#include "exporter/config.h"

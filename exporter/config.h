@@ -1,0 +1,52 @@
+// redmap_exporter's configuration: the YAML file (--config.file) merged with
+// command-line flags. Every key, its default and its bound is documented in
+// docs/configuration.md; keep the two in step.
+#ifndef REDMAP_EXPORTER_CONFIG_H_
+#define REDMAP_EXPORTER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace redmap {
+
+struct Config {
+  struct Web {
+    std::string listen_address = "0.0.0.0:9435";  // /metrics, /healthz, /
+  } web;
+
+  struct Capture {
+    uint32_t payload_bytes = 1024;  // first N bytes of each syscall; <= 16384
+    uint32_t ring_buffer_bytes = 8u << 20;  // power of two, >= 4096 pages
+    uint32_t max_connections = 65536;       // BPF per-connection LRU map entries
+    uint32_t max_inflight_syscalls = 16384; // BPF per-thread syscall-args LRU map
+    uint32_t wakeup_bytes = 64u << 10;      // wake userspace when this much is queued
+    uint32_t poll_interval_ms = 50;         // otherwise drain at least this often
+    bool trace_self = false;                // count redmap's own HTTP traffic
+  } capture;
+
+  struct Conntrack {
+    uint32_t max_connections = 65536;        // userspace connection table
+    uint32_t idle_timeout_seconds = 300;     // forget connections idle this long
+    uint32_t max_buffer_bytes = 256u << 10;  // unparsed bytes kept per direction
+  } conntrack;
+
+  struct Red {
+    std::vector<double> buckets = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                   0.005,   0.01,   0.025,   0.05,   0.1,   0.25,
+                                   0.5,     1,      2.5,     5,      10};
+    uint32_t max_series = 10000;      // per metric family; beyond: overflow series
+    uint32_t series_ttl_seconds = 600;  // series not updated this long disappear
+  } red;
+
+  // Parses YAML text. Unknown keys and bad values are errors naming the key
+  // ("capture.payload_bytes: must be between 1 and 16384, got 0").
+  static absl::StatusOr<Config> FromYaml(const std::string& yaml_text);
+  static absl::StatusOr<Config> FromFile(const std::string& path);
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_EXPORTER_CONFIG_H_

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything redmap needs to build, run and test, from Debian packages.
+# Idempotent: skips apt entirely when every package is already installed.
+set -euo pipefail
+
+BUILD_PACKAGES=(
+  clang cmake ninja-build pkg-config make
+  libbpf-dev bpftool libelf-dev zlib1g-dev       # BPF objects, skeletons, loader
+  prometheus-cpp-dev libcivetweb-dev             # metrics model + HTTP server
+  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev # status/containers, config, JSON
+  libpcap-dev                                    # --replay of captures
+)
+TEST_PACKAGES=(
+  libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev  # tests, fuzzers, benchmarks
+  nginx-light nghttp2-client wrk curl python3                    # real servers and clients
+  prometheus                                                      # promtool check metrics
+  tcpdump iproute2 procps                                         # captures, namespaces
+)
+
+want=("${BUILD_PACKAGES[@]}")
+if [[ "${1:-}" != "--build-only" ]]; then want+=("${TEST_PACKAGES[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Package post-install scripts may try to start services (nginx, prometheus);
+# in containers without an init that fails harmlessly, so do not let it stop us.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+  || $SUDO apt-get install -y -qq --no-install-recommends --fix-broken
+for p in "${missing[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || { echo "install-deps: $p failed to install" >&2; exit 1; }
+done

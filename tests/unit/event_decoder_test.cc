@@ -1,0 +1,122 @@
+#include "aggregators/sources/event_decoder.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "bpf/socket_trace.h"
+
+namespace redmap {
+namespace {
+
+class Capture : public EventSink {
+ public:
+  void OnData(const DataEvent& e) override {
+    data.push_back(e);
+    payloads.emplace_back(e.payload);
+  }
+  void OnClose(const CloseEvent& e) override { closes.push_back(e); }
+  std::vector<DataEvent> data;
+  std::vector<std::string> payloads;
+  std::vector<CloseEvent> closes;
+};
+
+std::vector<uint8_t> DataRecord(const std::string& payload, uint32_t byte_count) {
+  redmap_data_event h{};
+  h.type = REDMAP_EVENT_DATA;
+  h.direction = REDMAP_DIR_INGRESS;
+  h.tgid = 42;
+  h.tid = 43;
+  h.fd = 7;
+  h.protocol = REDMAP_PROTO_HTTP1;
+  h.conn_start_ns = 1000;
+  h.enter_ns = 2000;
+  h.exit_ns = 2500;
+  h.cgroup_id = 99;
+  h.byte_count = byte_count;
+  h.captured_len = payload.size();
+  h.tcp_seq = 0xfffffff0;
+  h.family = REDMAP_AF_INET;
+  h.role = REDMAP_ROLE_SERVER;
+  h.local_port = 8080;
+  h.remote_port = 51234;
+  h.syscall = REDMAP_SYS_READ;
+  uint32_t lo = htonl(0x7f000001);
+  std::memcpy(h.local_addr, &lo, 4);
+  std::memcpy(h.remote_addr, &lo, 4);
+  std::vector<uint8_t> rec(sizeof(h) + payload.size());
+  std::memcpy(rec.data(), &h, sizeof(h));
+  std::memcpy(rec.data() + sizeof(h), payload.data(), payload.size());
+  return rec;
+}
+
+TEST(EventDecoderTest, DecodesDataRecord) {
+  Capture sink;
+  auto rec = DataRecord("GET / HTTP/1.1\r\n", 5000);
+  ASSERT_EQ(DecodeRecord(rec.data(), rec.size(), &sink), DecodeResult::kData);
+  ASSERT_EQ(sink.data.size(), 1u);
+  const DataEvent& e = sink.data[0];
+  EXPECT_EQ(e.conn, (ConnKey{42, 7, 1000}));
+  EXPECT_EQ(e.tid, 43u);
+  EXPECT_EQ(e.direction, Direction::kIngress);
+  EXPECT_EQ(e.role, Role::kServer);
+  EXPECT_EQ(e.protocol, Protocol::kHttp1);
+  EXPECT_EQ(e.byte_count, 5000u);
+  EXPECT_EQ(e.tcp_seq, 0xfffffff0u);
+  EXPECT_TRUE(e.has_tcp_seq);
+  EXPECT_EQ(e.local.addr.ToString(), "127.0.0.1");
+  EXPECT_EQ(e.local.port, 8080);
+  EXPECT_EQ(e.remote.port, 51234);
+  EXPECT_EQ(sink.payloads[0], "GET / HTTP/1.1\r\n");
+}
+
+TEST(EventDecoderTest, MappedIpv6BecomesIpv4) {
+  Capture sink;
+  auto rec = DataRecord("", 10);
+  redmap_data_event h;
+  std::memcpy(&h, rec.data(), sizeof(h));
+  h.family = REDMAP_AF_INET6;
+  uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3};
+  std::memcpy(h.remote_addr, mapped, 16);
+  std::memcpy(rec.data(), &h, sizeof(h));
+  ASSERT_EQ(DecodeRecord(rec.data(), rec.size(), &sink), DecodeResult::kData);
+  EXPECT_EQ(sink.data[0].remote.addr.ToString(), "10.1.2.3");
+}
+
+TEST(EventDecoderTest, DecodesCloseRecord) {
+  redmap_close_event c{};
+  c.type = REDMAP_EVENT_CLOSE;
+  c.tgid = 5;
+  c.fd = 6;
+  c.conn_start_ns = 77;
+  c.close_ns = 88;
+  Capture sink;
+  ASSERT_EQ(DecodeRecord(&c, sizeof(c), &sink), DecodeResult::kClose);
+  ASSERT_EQ(sink.closes.size(), 1u);
+  EXPECT_EQ(sink.closes[0].conn, (ConnKey{5, 6, 77}));
+  EXPECT_EQ(sink.closes[0].ts_ns, 88u);
+}
+
+TEST(EventDecoderTest, RejectsEveryShortPrefix) {
+  auto rec = DataRecord("HTTP/1.1 200 OK\r\n", 17);
+  Capture sink;
+  for (size_t n = 0; n < rec.size(); ++n) {
+    EXPECT_EQ(DecodeRecord(rec.data(), n, &sink), DecodeResult::kInvalid) << n;
+  }
+  EXPECT_TRUE(sink.data.empty());
+}
+
+TEST(EventDecoderTest, RejectsInconsistentLengths) {
+  Capture sink;
+  auto rec = DataRecord("abcdef", 3);  // captured more than the syscall moved
+  EXPECT_EQ(DecodeRecord(rec.data(), rec.size(), &sink), DecodeResult::kInvalid);
+  uint32_t bogus_type = 7;
+  EXPECT_EQ(DecodeRecord(&bogus_type, sizeof(bogus_type), &sink), DecodeResult::kInvalid);
+  EXPECT_EQ(DecodeRecord(nullptr, 0, &sink), DecodeResult::kInvalid);
+  EXPECT_TRUE(sink.data.empty());
+}
+
+}  // namespace
+}  // namespace redmap

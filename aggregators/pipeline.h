@@ -16,6 +16,7 @@
 #include "aggregators/sources/event.h"
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
 
 namespace redmap {
 

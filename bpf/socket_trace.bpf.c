@@ -161,11 +161,11 @@ static __always_inline void fill_tuple(struct conn_info *ci, struct sock *sk)
 	ci->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	ci->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (ci->family == REDMAP_AF_INET) {
-		BPF_CORE_READ_INTO(ci->local_addr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(ci->remote_addr, sk, __sk_common.skc_daddr);
+		bpf_core_read(ci->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(ci->remote_addr, 4, &sk->__sk_common.skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(ci->local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(ci->remote_addr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(ci->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(ci->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 

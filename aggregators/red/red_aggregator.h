@@ -18,6 +18,7 @@
 
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
 
 namespace redmap {
 

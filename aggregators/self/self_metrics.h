@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "aggregators/sources/event.h"
 #include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
 
 namespace redmap {
 

@@ -52,6 +52,8 @@ struct {
 
 struct conn_info {
 	__u64 start_ns;
+	__u64 file; /* struct file * the fd named when the entry was made */
+	__u64 sk;   /* its struct sock * */
 	__u32 protocol; /* REDMAP_PROTO_* */
 	__u16 role;     /* REDMAP_ROLE_* */
 	__u16 family;
@@ -72,7 +74,7 @@ struct {
 } conn_info_map SEC(".maps");
 
 struct syscall_args {
-	__u64 enter_ns;
+	__u64 enter_ns; /* 0: no syscall in flight */
 	__u64 buf; /* buf, iovec array or msghdr, depending on kind */
 	__s32 fd;
 	__u32 kind; /* REDMAP_SYS_*, or 0 for connect */
@@ -80,11 +82,13 @@ struct syscall_args {
 	__u32 tcp_seq;
 };
 
-/* pid_tgid -> arguments of the syscall the thread is in. */
+/* Arguments of the syscall the thread is in, kept in task-local storage:
+ * a pointer hop from the task, no hash update/delete per syscall, and freed
+ * by the kernel when the thread exits. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct syscall_args);
 } args_map SEC(".maps");
 
@@ -124,22 +128,33 @@ static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
 	return ((__u64)tgid << 32) | (__u32)fd;
 }
 
-/* fd of the current task -> its TCP sock, or NULL for anything else. */
-static __always_inline struct sock *fd_to_tcp_sock(__s32 fd)
+/* fd of the current task -> its struct file, or NULL. The walk down to the
+ * fd array uses direct BTF loads (no helper call each); only the variable
+ * index into the array needs a probe read. */
+static __always_inline struct file *fd_to_file(__s32 fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct files_struct *files = task->files;
 	struct file *file = NULL;
+	struct fdtable *fdt;
+
+	if (fd < 0 || !files)
+		return NULL;
+	fdt = files->fdt;
+	if (!fdt || (__u32)fd >= fdt->max_fds)
+		return NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]))
+		return NULL;
+	return file;
+}
+
+/* file -> its TCP sock, or NULL for anything else. */
+static __always_inline struct sock *file_to_tcp_sock(struct file *file)
+{
 	struct socket *sock;
 	struct sock *sk;
 
-	if (fd < 0 || !fdt || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
@@ -170,11 +185,14 @@ static __always_inline void fill_tuple(struct conn_info *ci, struct sock *sk)
 }
 
 /* Creates (or, for a reused fd, replaces) the entry for a socket. */
-static __always_inline struct conn_info *conn_create(__u64 key, struct sock *sk, __u16 role)
+static __always_inline struct conn_info *conn_create(__u64 key, struct file *file, struct sock *sk,
+						      __u16 role)
 {
 	struct conn_info ci = {};
 
 	ci.start_ns = bpf_ktime_get_ns();
+	ci.file = (__u64)file;
+	ci.sk = (__u64)sk;
 	ci.role = role;
 	fill_tuple(&ci, sk);
 	/* redmap's own endpoint (scrapes of /metrics) is never traced. */
@@ -190,6 +208,7 @@ static __always_inline int data_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u32 k
 	__u32 tgid = pid_tgid >> 32;
 	__u64 key = conn_key(tgid, fd);
 	struct conn_info *ci;
+	struct file *file;
 	struct sock *sk;
 
 	if (tgid == self_tgid)
@@ -197,30 +216,41 @@ static __always_inline int data_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u32 k
 	ci = bpf_map_lookup_elem(&conn_info_map, &key);
 	if (ci && ci->protocol == REDMAP_PROTO_NONE)
 		return 0;
-	sk = fd_to_tcp_sock(fd);
-	if (!sk) {
-		if (ci) /* the fd was reused for something else (dup2) */
-			bpf_map_delete_elem(&conn_info_map, &key);
-		return 0;
-	}
-	if (!ci) {
-		/* First sight of a connection that predates redmap or whose
-		 * connect/accept we missed: the role comes from inference. */
-		ci = conn_create(key, sk, REDMAP_ROLE_UNKNOWN);
+	file = fd_to_file(fd);
+	if (ci && ci->file == (__u64)file) {
+		/* Same open file as when the entry was made: the cached sock is
+		 * still the one behind this fd. */
+		sk = (struct sock *)ci->sk;
+	} else {
+		sk = file_to_tcp_sock(file);
+		if (!sk) {
+			if (ci) /* the fd now names something else (dup2) */
+				bpf_map_delete_elem(&conn_info_map, &key);
+			return 0;
+		}
+		/* First sight of a connection that predates redmap, whose
+		 * connect/accept we missed, or a reused fd: the role comes from
+		 * inference. */
+		ci = conn_create(key, file, sk, REDMAP_ROLE_UNKNOWN);
 		if (!ci || ci->protocol == REDMAP_PROTO_NONE)
 			return 0;
 	}
 
-	struct syscall_args a = {};
+	struct syscall_args *a = bpf_task_storage_get(&args_map, bpf_get_current_task_btf(), 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
 
-	a.enter_ns = bpf_ktime_get_ns();
-	a.buf = buf;
-	a.fd = fd;
-	a.kind = kind;
-	a.iovcnt = iovcnt;
-	a.tcp_seq = dir == REDMAP_DIR_EGRESS ? BPF_CORE_READ(tp, write_seq) : BPF_CORE_READ(tp, copied_seq);
-	bpf_map_update_elem(&args_map, &pid_tgid, &a, BPF_ANY);
+	if (!a)
+		return 0;
+	a->enter_ns = bpf_ktime_get_ns();
+	a->buf = buf;
+	a->fd = fd;
+	a->kind = kind;
+	a->iovcnt = iovcnt;
+	if (dir == REDMAP_DIR_EGRESS)
+		bpf_core_read(&a->tcp_seq, sizeof(a->tcp_seq), &tp->write_seq);
+	else
+		bpf_core_read(&a->tcp_seq, sizeof(a->tcp_seq), &tp->copied_seq);
 	return 0;
 }
 
@@ -302,15 +332,15 @@ static __always_inline int data_exit(long ret, __u32 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	struct syscall_args *ap = bpf_map_lookup_elem(&args_map, &pid_tgid);
+	struct syscall_args *ap = bpf_task_storage_get(&args_map, bpf_get_current_task_btf(), 0, 0);
 	struct syscall_args a;
 	struct conn_info *ci;
 
-	if (!ap)
+	if (!ap || !ap->enter_ns)
 		return 0; /* not a traced socket, or the enter was missed */
 	a = *ap;
-	bpf_map_delete_elem(&args_map, &pid_tgid);
-	if (ret <= 0)
+	ap->enter_ns = 0;
+	if (ret <= 0 || a.kind == 0)
 		return 0;
 
 	__u64 key = conn_key(tgid, a.fd);
@@ -483,33 +513,42 @@ int exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct syscall_args a = {};
+	struct syscall_args *a;
 
-	if ((pid_tgid >> 32) == self_tgid)
+	if ((bpf_get_current_pid_tgid() >> 32) == self_tgid)
 		return 0;
-	a.fd = ARG(ctx, 0);
-	a.kind = 0;
-	bpf_map_update_elem(&args_map, &pid_tgid, &a, BPF_ANY);
+	a = bpf_task_storage_get(&args_map, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return 0;
+	a->enter_ns = bpf_ktime_get_ns();
+	a->fd = ARG(ctx, 0);
+	a->kind = 0;
 	return 0;
+}
+
+static __always_inline void track_new_socket(__s32 fd, __u16 role)
+{
+	struct file *file = fd_to_file(fd);
+	struct sock *sk = file_to_tcp_sock(file);
+
+	if (sk)
+		conn_create(conn_key(bpf_get_current_pid_tgid() >> 32, fd), file, sk, role);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct syscall_args *ap = bpf_map_lookup_elem(&args_map, &pid_tgid);
+	struct syscall_args *a = bpf_task_storage_get(&args_map, bpf_get_current_task_btf(), 0, 0);
 	__s32 fd;
 
-	if (!ap)
+	if (!a || !a->enter_ns || a->kind != 0)
 		return 0;
-	fd = ap->fd;
-	bpf_map_delete_elem(&args_map, &pid_tgid);
+	fd = a->fd;
+	a->enter_ns = 0;
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
-	struct sock *sk = fd_to_tcp_sock(fd);
-	if (sk)
-		conn_create(conn_key(pid_tgid >> 32, fd), sk, REDMAP_ROLE_CLIENT);
+	track_new_socket(fd, REDMAP_ROLE_CLIENT);
 	return 0;
 }
 
@@ -519,9 +558,7 @@ static __always_inline int accept_exit(long ret)
 
 	if (ret < 0 || (pid_tgid >> 32) == self_tgid)
 		return 0;
-	struct sock *sk = fd_to_tcp_sock(ret);
-	if (sk)
-		conn_create(conn_key(pid_tgid >> 32, ret), sk, REDMAP_ROLE_SERVER);
+	track_new_socket(ret, REDMAP_ROLE_SERVER);
 	return 0;
 }
 

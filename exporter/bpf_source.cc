@@ -87,7 +87,6 @@ class BpfSource::Impl {
     } sizes[] = {
         {skel_->maps.events, options.capture.ring_buffer_bytes},
         {skel_->maps.conn_info_map, options.capture.max_connections},
-        {skel_->maps.args_map, options.capture.max_inflight_syscalls},
         {skel_->maps.scratch_map, static_cast<uint32_t>(cpus)},
     };
     for (const auto& s : sizes) {
@@ -184,8 +183,6 @@ class BpfSource::Impl {
     return {
         {"bpf_connections", CountEntries(skel_->maps.conn_info_map),
          static_cast<int64_t>(options_.capture.max_connections)},
-        {"bpf_inflight_syscalls", CountEntries(skel_->maps.args_map),
-         static_cast<int64_t>(options_.capture.max_inflight_syscalls)},
     };
   }
 

@@ -20,6 +20,7 @@ namespace redmap::testing {
 
 Subprocess::~Subprocess() {
   if (pid_ > 0 && status_ == -1) Stop(SIGTERM, std::chrono::seconds(3));
+  if (!log_path_.empty()) unlink(log_path_.c_str());
 }
 
 bool Subprocess::Start(const std::vector<std::string>& argv,

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Overhead of redmap on the worst case for a socket tracer: tiny responses,
+# so per-syscall probe cost dominates. nginx `return 200` on loopback,
+# saturated by wrk, alternated with and without redmap ROUNDS times.
+#
+# Prints (and writes to $OUT):
+#   - saturated requests/s with and without redmap, and their ratio
+#   - p99 latency at saturation (wrk --latency), ratio
+#   - p99 latency at a fixed half-saturation rate (h2load --rps, per-request
+#     log), ratio
+#   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
+#     plus time spent in its BPF programs (kernel.bpf_stats_enabled run_time_ns)
+#
+# Usage (root): tests/bench/overhead.sh [build/redmap_exporter]
+# Env: ROUNDS (3), DURATION seconds per run (10), CONNS (16), OUT file.
+set -euo pipefail
+
+EXPORTER=${1:-build/redmap_exporter}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-16}
+OUT=${OUT:-tests/bench/results/overhead.txt}
+[[ $(id -u) -eq 0 ]] || { echo "overhead.sh: needs root (loads BPF)" >&2; exit 1; }
+for t in nginx wrk h2load bpftool python3; do
+  command -v "$t" >/dev/null || { echo "overhead.sh: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+[[ -x $EXPORTER ]] || { echo "overhead.sh: $EXPORTER not built" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/redmap-overhead-XXXXXX)
+NGINX_PORT=18080
+METRICS_PORT=19435
+EXPORTER_PID=""
+NGINX_PID=""
+cleanup() {
+  [[ -n $EXPORTER_PID ]] && kill "$EXPORTER_PID" 2>/dev/null && wait "$EXPORTER_PID" 2>/dev/null || true
+  [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null || true
+  sysctl -qw kernel.bpf_stats_enabled=0 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat > "$WORK/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/body;
+  proxy_temp_path $WORK/proxy;
+  fastcgi_temp_path $WORK/fastcgi;
+  uwsgi_temp_path $WORK/uwsgi;
+  scgi_temp_path $WORK/scgi;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+nginx -c "$WORK/nginx.conf" -e "$WORK/error.log" &
+NGINX_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
+
+clk_tck=$(getconf CLK_TCK)
+proc_cpu_seconds() {  # utime + stime of a pid, seconds
+  awk -v t="$clk_tck" '{ print ($14 + $15) / t }' "/proc/$1/stat"
+}
+bpf_run_seconds() {  # total run time of redmap's BPF programs, seconds
+  bpftool prog show -j | python3 -c '
+import json, sys
+progs = json.load(sys.stdin)
+names = {"enter_read","exit_read","enter_write","exit_write","enter_readv","exit_readv",
+         "enter_writev","exit_writev","enter_sendto","exit_sendto","enter_recvfrom","exit_recvfrom",
+         "enter_sendmsg","exit_sendmsg","enter_recvmsg","exit_recvmsg","enter_sendfile","exit_sendfile",
+         "enter_connect","exit_connect","exit_accept","exit_accept4","enter_close"}
+print(sum(p.get("run_time_ns", 0) for p in progs if p.get("name") in names) / 1e9)'
+}
+
+start_exporter() {
+  "$EXPORTER" --web.listen-address=127.0.0.1:$METRICS_PORT > "$WORK/exporter.log" 2>&1 &
+  EXPORTER_PID=$!
+  for _ in $(seq 300); do
+    curl -s "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null | grep -q '^redmap_probe_up' && return 0
+    sleep 0.1
+  done
+  echo "exporter did not come up:"; cat "$WORK/exporter.log"; exit 1
+}
+stop_exporter() {
+  kill "$EXPORTER_PID"; wait "$EXPORTER_PID" || true; EXPORTER_PID=""
+}
+
+# wrk run -> "rps p99_ms requests"
+run_wrk() {
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/" > "$WORK/wrk.txt"
+  python3 - "$WORK/wrk.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", t)
+p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]
+reqs = int(re.search(r"(\d+) requests in", t).group(1))
+print(rps, p99, reqs)
+PY
+}
+
+# Fixed-rate run with h2load's per-request log -> p99 ms
+run_fixed_rate() {
+  local rate_per_conn=$1
+  local n=$((rate_per_conn * CONNS * DURATION))
+  h2load --h1 -c "$CONNS" -n "$n" --rps "$rate_per_conn" --log-file="$WORK/h2load.log" \
+    "http://127.0.0.1:$NGINX_PORT/" > /dev/null
+  python3 - "$WORK/h2load.log" <<'PY'
+import sys
+lat = sorted(int(l.split()[2]) for l in open(sys.argv[1]) if l.strip())
+print(lat[int(len(lat) * 0.99) - 1] / 1000.0)
+PY
+}
+
+sysctl -qw kernel.bpf_stats_enabled=1
+wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
+
+declare -a base_rps base_p99 red_rps red_p99 cpu_per_req
+for round in $(seq "$ROUNDS"); do
+  read -r rps p99 _ < <(run_wrk)
+  base_rps+=("$rps"); base_p99+=("$p99")
+  start_exporter
+  cpu0=$(proc_cpu_seconds "$EXPORTER_PID"); bpf0=$(bpf_run_seconds)
+  read -r rps p99 reqs < <(run_wrk)
+  cpu1=$(proc_cpu_seconds "$EXPORTER_PID"); bpf1=$(bpf_run_seconds)
+  stop_exporter
+  red_rps+=("$rps"); red_p99+=("$p99")
+  cpu_per_req+=("$(python3 -c "print(((($cpu1)-($cpu0))+(($bpf1)-($bpf0)))/$reqs*1e6)")")
+  echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req" >&2
+done
+
+# Half saturation: per-connection rate = half the baseline throughput.
+mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print(sum(v)/len(v))" "$@"; }
+base_mean=$(mean "${base_rps[@]}")
+half_rate=$(python3 -c "print(max(1, int($base_mean / 2 / $CONNS)))")
+declare -a fixed_base fixed_red
+for round in $(seq "$ROUNDS"); do
+  fixed_base+=("$(run_fixed_rate "$half_rate")")
+  start_exporter
+  fixed_red+=("$(run_fixed_rate "$half_rate")")
+  stop_exporter
+  echo "fixed-rate round $round: p99 baseline ${fixed_base[-1]} ms | redmap ${fixed_red[-1]} ms" >&2
+done
+
+mkdir -p "$(dirname "$OUT")"
+{
+  echo "# redmap overhead: nginx 'return 200' on loopback, wrk -t1 -c$CONNS, ${DURATION}s x $ROUNDS rounds alternated"
+  echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) kernel $(uname -r), $(nproc) CPUs, $(nginx -v 2>&1)"
+  echo "baseline_rps_mean $(mean "${base_rps[@]}")"
+  echo "redmap_rps_mean $(mean "${red_rps[@]}")"
+  echo "throughput_ratio $(python3 -c "print(round($(mean "${red_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
+  echo "saturated_p99_ms baseline $(mean "${base_p99[@]}") redmap $(mean "${red_p99[@]}")"
+  echo "saturated_p99_ratio $(python3 -c "print(round($(mean "${red_p99[@]}") / $(mean "${base_p99[@]}"), 3))")"
+  echo "fixed_rate_rps $((half_rate * CONNS))"
+  echo "fixed_rate_p99_ms baseline $(mean "${fixed_base[@]}") redmap $(mean "${fixed_red[@]}")"
+  echo "fixed_rate_p99_ratio $(python3 -c "print(round($(mean "${fixed_red[@]}") / $(mean "${fixed_base[@]}"), 3))")"
+  echo "redmap_cpu_us_per_request $(mean "${cpu_per_req[@]}")"
+  echo "rounds_rps_baseline ${base_rps[*]}"
+  echo "rounds_rps_redmap ${red_rps[*]}"
+} | tee "$OUT"

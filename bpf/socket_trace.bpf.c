@@ -62,6 +62,7 @@ struct conn_info {
 	__u32 pad;
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
+	char comm[16];
 };
 
 /* (tgid << 32 | fd) -> connection. LRU: bounded, and entries of processes
@@ -193,6 +194,7 @@ static __always_inline struct conn_info *conn_create(__u64 key, struct file *fil
 	ci.start_ns = bpf_ktime_get_ns();
 	ci.file = (__u64)file;
 	ci.sk = (__u64)sk;
+	bpf_probe_read_kernel_str(ci.comm, sizeof(ci.comm), bpf_get_current_task_btf()->group_leader->comm);
 	ci.role = role;
 	fill_tuple(&ci, sk);
 	/* redmap's own endpoint (scrapes of /metrics) is never traced. */
@@ -395,6 +397,7 @@ static __always_inline int data_exit(long ret, __u32 dir)
 	ev->syscall = a.kind;
 	__builtin_memcpy(ev->local_addr, ci->local_addr, 16);
 	__builtin_memcpy(ev->remote_addr, ci->remote_addr, 16);
+	__builtin_memcpy(ev->comm, ci->comm, 16);
 
 	__u64 size = sizeof(*ev) + captured;
 	if (size > sizeof(*s))

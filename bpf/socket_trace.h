@@ -92,6 +92,10 @@ struct redmap_data_event {
 	__u32 syscall; /* REDMAP_SYS_* */
 	__u8 local_addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 	__u8 remote_addr[16];
+	/* Process name (comm of the thread group leader) when the connection
+	 * was first seen: names short-lived processes gone from /proc by the
+	 * time userspace looks. NUL-padded, not always NUL-terminated. */
+	char comm[16];
 	__u8 data[]; /* captured_len bytes follow */
 };
 

@@ -121,6 +121,7 @@ class ConnTracker::Impl {
     c.ctx.local = e.local;
     c.ctx.remote = e.remote;
     c.ctx.cgroup_id = e.cgroup_id;
+    c.ctx.process_name.assign(e.process_name);
     c.ctx.has_tcp_seq = e.has_tcp_seq;
     c.ctx.max_buffer_bytes = options_.max_buffer_bytes;
     c.ctx.spans = spans_;

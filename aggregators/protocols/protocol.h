@@ -34,6 +34,7 @@ struct ConnContext {
   Endpoint local;
   Endpoint remote;
   uint64_t cgroup_id = 0;
+  std::string process_name;  // from the first event; fallback for service_name
   bool has_tcp_seq = false;
   size_t max_buffer_bytes = 256 * 1024;  // unparsed bytes a parser may hold per direction
   SpanSink* spans = nullptr;

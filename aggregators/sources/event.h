@@ -74,6 +74,8 @@ struct DataEvent {
   bool has_tcp_seq = false;
   Endpoint local;
   Endpoint remote;
+  // Kernel's name of the process (comm), may be empty. Same lifetime as payload.
+  std::string_view process_name;
   // The first bytes of the data. Points into the source's buffer: valid only
   // during the sink callback; copy what must outlive it.
   std::string_view payload;

@@ -10,7 +10,7 @@ namespace {
 
 // The layout is a contract with bpf/socket_trace.bpf.c; a change on one side
 // without the other must not compile.
-static_assert(sizeof(redmap_data_event) == 112, "redmap_data_event layout changed");
+static_assert(sizeof(redmap_data_event) == 128, "redmap_data_event layout changed");
 static_assert(sizeof(redmap_close_event) == 40, "redmap_close_event layout changed");
 static_assert(offsetof(redmap_data_event, local_addr) == 80);
 
@@ -64,6 +64,7 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.has_tcp_seq = true;
     ev.local = MakeEndpoint(h.family, h.local_addr, h.local_port);
     ev.remote = MakeEndpoint(h.family, h.remote_addr, h.remote_port);
+    ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
     ev.payload = std::string_view(reinterpret_cast<const char*>(bytes + sizeof(h)), h.captured_len);
     sink->OnData(ev);
     return DecodeResult::kData;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "aggregators/sources/event.h"
 
@@ -32,6 +33,8 @@ struct Span {
   ConnKey conn;
   uint32_t tid = 0;  // thread that read (server) or wrote (client) the request
   uint64_t cgroup_id = 0;
+  // Kernel's name of the observing process; valid only during OnSpan.
+  std::string_view process_name;
   Endpoint client;
   Endpoint server;
   uint32_t request_tcp_seq = 0;  // stream position of the request's first byte

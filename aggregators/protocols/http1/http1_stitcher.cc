@@ -367,6 +367,7 @@ void Http1Stitcher::Complete(Stream& s, uint64_t end_ns, const ConnContext& ctx)
   span.conn = ctx.key;
   span.tid = request.tid;
   span.cgroup_id = ctx.cgroup_id;
+  span.process_name = ctx.process_name;
   if (ctx.role == Role::kClient) {
     span.client = ctx.local;
     span.server = ctx.remote;

@@ -1,2 +1,190 @@
-// placeholder: implemented by the exporter work
 #include "exporter/config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "exporter/listen_address.h"
+#include "yaml-cpp/yaml.h"
+
+namespace redmap {
+namespace {
+
+// One table of every key: its path, and how to read and check it. Unknown
+// keys are anything not in the table.
+using Setter = std::function<absl::Status(const YAML::Node&, const std::string& key, Config*)>;
+
+absl::Status BadValue(const std::string& key, const std::string& what, const YAML::Node& n) {
+  std::string got = n.IsScalar() ? n.Scalar() : (n.IsSequence() ? "a list" : "a map");
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what, ", got '", got, "' (line ",
+                                                 n.Mark().line + 1, ")"));
+}
+
+template <typename T>
+absl::Status ReadUint(const YAML::Node& n, const std::string& key, uint64_t lo, uint64_t hi,
+                      T* out) {
+  if (!n.IsScalar()) return BadValue(key, "must be a number", n);
+  const std::string& s = n.Scalar();
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 12) {
+    return BadValue(key, absl::StrCat("must be an integer between ", lo, " and ", hi), n);
+  }
+  uint64_t v = std::stoull(s);
+  if (v < lo || v > hi) {
+    return BadValue(key, absl::StrCat("must be between ", lo, " and ", hi), n);
+  }
+  *out = static_cast<T>(v);
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const YAML::Node& n, const std::string& key, bool* out) {
+  if (n.IsScalar()) {
+    const std::string& s = n.Scalar();
+    if (s == "true") return *out = true, absl::OkStatus();
+    if (s == "false") return *out = false, absl::OkStatus();
+  }
+  return BadValue(key, "must be true or false", n);
+}
+
+
+template <typename Section>
+Setter U32(Section Config::*section, uint32_t Section::*field, uint64_t lo, uint64_t hi) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) {
+    return ReadUint(n, key, lo, hi, &((c->*section).*field));
+  };
+}
+
+const std::map<std::string, Setter>& Keys() {
+  static const auto* keys = new std::map<std::string, Setter>{
+      {"web.listen_address",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsScalar()) return BadValue(key, "must be HOST:PORT", n);
+         auto parsed = ParseListenAddress(n.Scalar());
+         if (!parsed.ok()) return BadValue(key, std::string(parsed.status().message()), n);
+         c->web.listen_address = n.Scalar();
+         return absl::OkStatus();
+       }},
+      {"capture.payload_bytes", U32(&Config::capture, &Config::Capture::payload_bytes, 1, 16384)},
+      {"capture.ring_buffer_bytes",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         uint32_t v;
+         absl::Status s = ReadUint(n, key, 4096, 1u << 30, &v);
+         if (!s.ok()) return s;
+         if ((v & (v - 1)) != 0) return BadValue(key, "must be a power of two", n);
+         c->capture.ring_buffer_bytes = v;
+         return absl::OkStatus();
+       }},
+      {"capture.max_connections",
+       U32(&Config::capture, &Config::Capture::max_connections, 1, 16u << 20)},
+      {"capture.wakeup_bytes", U32(&Config::capture, &Config::Capture::wakeup_bytes, 1, 1u << 30)},
+      {"capture.poll_interval_ms",
+       U32(&Config::capture, &Config::Capture::poll_interval_ms, 1, 10000)},
+      {"capture.trace_self",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadBool(n, key, &c->capture.trace_self);
+       }},
+      {"conntrack.max_connections",
+       U32(&Config::conntrack, &Config::Conntrack::max_connections, 1, 16u << 20)},
+      {"conntrack.idle_timeout_seconds",
+       U32(&Config::conntrack, &Config::Conntrack::idle_timeout_seconds, 1, 86400)},
+      {"conntrack.max_buffer_bytes",
+       U32(&Config::conntrack, &Config::Conntrack::max_buffer_bytes, 1024, 64u << 20)},
+      {"red.buckets",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsSequence() || n.size() == 0) {
+           return BadValue(key, "must be a non-empty list of seconds", n);
+         }
+         std::vector<double> b;
+         for (const auto& item : n) {
+           double v;
+           if (!item.IsScalar() || !YAML::convert<double>::decode(item, v) || !std::isfinite(v) ||
+               v <= 0) {
+             return BadValue(key, "every bucket must be a positive finite number", item);
+           }
+           if (!b.empty() && v <= b.back()) {
+             return BadValue(key, "buckets must be strictly increasing", item);
+           }
+           b.push_back(v);
+         }
+         if (b.size() > 100) return BadValue(key, "at most 100 buckets", n);
+         c->red.buckets = std::move(b);
+         return absl::OkStatus();
+       }},
+      {"red.max_series", U32(&Config::red, &Config::Red::max_series, 1, 1u << 20)},
+      {"red.series_ttl_seconds", U32(&Config::red, &Config::Red::series_ttl_seconds, 1, 86400 * 7)},
+  };
+  return *keys;
+}
+
+absl::Status Walk(const YAML::Node& node, const std::string& prefix, Config* c) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix.empty() ? "config" : prefix, ": must be a map of keys (line ",
+                     node.Mark().line + 1, ")"));
+  }
+  for (const auto& kv : node) {
+    const std::string name = kv.first.as<std::string>();
+    const std::string key = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
+    auto it = Keys().find(key);
+    if (it != Keys().end()) {
+      absl::Status s = it->second(kv.second, key, c);
+      if (!s.ok()) return s;
+      continue;
+    }
+    bool is_section = false;
+    for (const auto& [k, unused] : Keys()) {
+      if (k.rfind(key + ".", 0) == 0) is_section = true;
+    }
+    if (!is_section) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown key '", key, "' (line ",
+                                                     kv.first.Mark().line + 1, ")"));
+    }
+    if (kv.second.IsNull()) continue;
+    absl::Status s = Walk(kv.second, key, c);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> Config::FromYaml(const std::string& yaml_text) {
+  Config c;
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsNull()) return c;  // empty file: defaults
+    absl::Status s = Walk(root, "", &c);
+    if (!s.ok()) return s;
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed YAML at line ", e.mark.line + 1,
+                                                   ", column ", e.mark.column + 1, ": ", e.msg));
+  }
+  if (c.capture.wakeup_bytes >= c.capture.ring_buffer_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "capture.wakeup_bytes: must be smaller than capture.ring_buffer_bytes (",
+        c.capture.ring_buffer_bytes, "), got ", c.capture.wakeup_bytes));
+  }
+  return c;
+}
+
+absl::StatusOr<Config> Config::FromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path, ": ",
+                                            std::strerror(errno)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = FromYaml(ss.str());
+  if (!c.ok()) {
+    return absl::Status(c.status().code(), absl::StrCat(path, ": ", c.status().message()));
+  }
+  return c;
+}
+
+}  // namespace redmap

@@ -1,6 +1,6 @@
 // redmap_exporter's configuration: the YAML file (--config.file) merged with
 // command-line flags. Every key, its default and its bound is documented in
-// docs/configuration.md; keep the two in step.
+// docs/configuration.md and config/redmap.yaml; keep the three in step.
 #ifndef REDMAP_EXPORTER_CONFIG_H_
 #define REDMAP_EXPORTER_CONFIG_H_
 
@@ -21,7 +21,6 @@ struct Config {
     uint32_t payload_bytes = 1024;  // first N bytes of each syscall; <= 16384
     uint32_t ring_buffer_bytes = 8u << 20;  // power of two, >= 4096 pages
     uint32_t max_connections = 65536;       // BPF per-connection LRU map entries
-    uint32_t max_inflight_syscalls = 16384; // BPF per-thread syscall-args LRU map
     uint32_t wakeup_bytes = 64u << 10;      // wake userspace when this much is queued
     uint32_t poll_interval_ms = 50;         // otherwise drain at least this often
     bool trace_self = false;                // count redmap's own HTTP traffic

@@ -1,0 +1,43 @@
+// One Exporter owns everything a live redmap needs: the pipeline, the BPF
+// source and the HTTP server. No globals, so a test can build two.
+#ifndef REDMAP_EXPORTER_EXPORTER_H_
+#define REDMAP_EXPORTER_EXPORTER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "aggregators/pipeline.h"
+#include "exporter/bpf_source.h"
+#include "exporter/config.h"
+#include "exporter/http_server.h"
+
+namespace redmap {
+
+PipelineOptions PipelineOptionsFromConfig(const Config& config);
+
+class Exporter {
+ public:
+  // Binds the HTTP port first (a busy port fails before any BPF work), then
+  // mounts tracefs if needed, loads and attaches the probes.
+  static absl::StatusOr<std::unique_ptr<Exporter>> Create(const Config& config);
+  ~Exporter();
+
+  // Drains events on the calling thread until stop.
+  absl::Status Run(const std::atomic<bool>& stop);
+  const std::string& address() const { return server_->address(); }
+  int port() const { return server_->port(); }
+
+ private:
+  Exporter() = default;
+  // Declaration order is teardown order reversed: the server stops first
+  // (no scrape reads the BPF maps while they go), then the probes detach.
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<BpfSource> source_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_EXPORTER_EXPORTER_H_

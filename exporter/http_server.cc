@@ -1,6 +1,13 @@
 #include "exporter/http_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
 
 #include <chrono>
 #include <cstring>
@@ -23,6 +30,33 @@ void Reply(mg_connection* conn, int status, const char* type, const std::string&
             "Cache-Control: no-store\r\n\r\n",
             status, mg_get_response_code_text(conn, status), type, body.size());
   mg_write(conn, body.data(), body.size());
+}
+
+// The errno of binding addr the way civetweb does, or "" if binding works.
+std::string BindError(const ListenAddress& addr) {
+  int fd = socket(addr.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return std::strerror(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  int rc;
+  if (addr.ipv6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(addr.port);
+    inet_pton(AF_INET6, addr.host.c_str(), &a.sin6_addr);
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(addr.port);
+    if (!addr.host.empty()) inet_pton(AF_INET, addr.host.c_str(), &a.sin_addr);
+    rc = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+  if (rc == 0) rc = listen(fd, 1);
+  std::string why = rc == 0 ? "" : std::strerror(errno);
+  close(fd);
+  for (char& c : why) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return why;
 }
 
 }  // namespace
@@ -64,14 +98,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   mg_error_data error{&error_code, error_text, sizeof(error_text)};
   server->ctx_ = mg_start2(&init, &error);
   if (server->ctx_ == nullptr) {
-    std::string why = error_text;
-    // Name the cause the way users search for it.
-    if (why.find("in use") == std::string::npos && (why.find("bind") != std::string::npos ||
-                                                      why.find("Bind") != std::string::npos)) {
-      why += " (address already in use, or not an address of this host)";
-    }
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", addr->ToString(), ": ", why.empty() ? "unknown" : why));
+    // civetweb says only "Failed to setup server ports": bind ourselves to
+    // learn the errno users search for ("address already in use").
+    std::string why = BindError(*addr);
+    if (why.empty()) why = error_text[0] != '\0' ? error_text : "unknown error";
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", addr->ToString(), ": ", why));
   }
   mg_server_port sp[4];
   int n = mg_get_server_ports(server->ctx_, 4, sp);

@@ -12,6 +12,7 @@
 #include "exporter/config.h"
 #include "exporter/exporter.h"
 #include "exporter/flags.h"
+#include "exporter/listen_address.h"
 #include "exporter/replay.h"
 
 namespace {
@@ -49,10 +50,10 @@ int Main(int argc, char** argv) {
     config = *loaded;
   }
   if (flags->listen_address) {
-    // Validate through the same rules as the config key.
-    auto merged = redmap::Config::FromYaml("web: {listen_address: '" + *flags->listen_address + "'}");
-    if (!merged.ok()) {
-      return Fail("--web.listen-address: " + std::string(merged.status().message()));
+    auto parsed = redmap::ParseListenAddress(*flags->listen_address);
+    if (!parsed.ok()) {
+      return Fail("--web.listen-address=" + *flags->listen_address + ": " +
+                  std::string(parsed.status().message()));
     }
     config.web.listen_address = *flags->listen_address;
   }

@@ -33,7 +33,7 @@ TEST(ReplayTest, CaptureOfCurlWorkloadReplaysToExactCounts) {
 
   std::string pcap = dir.path() + "/capture.pcap";
   Subprocess tcpdump;
-  ASSERT_TRUE(tcpdump.Start({"tcpdump", "-i", "lo", "-U", "-w", pcap, "tcp", "port",
+  ASSERT_TRUE(tcpdump.Start({"tcpdump", "-Z", "root", "--immediate-mode", "-i", "lo", "-U", "-w", pcap, "tcp", "port",
                              std::to_string(port)}));
   for (int i = 0; i < 100 && !absl::StrContains(tcpdump.Output(), "listening on"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -53,20 +53,21 @@ TEST(ReplayTest, CaptureOfCurlWorkloadReplaysToExactCounts) {
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   tcpdump.Stop(SIGINT);
+  ASSERT_FALSE(absl::StrContains(tcpdump.Output(), " 0 packets captured")) << tcpdump.Output();
 
   auto r = RunShell(absl::StrCat(REDMAP_EXPORTER_BINARY, " --replay=", pcap, " 2>/dev/null"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   Exposition e = Exposition::Parse(r.output);
-  const std::string server = "http_server_request_duration_seconds_count";
-  const std::string client = "http_client_request_duration_seconds_count";
-  EXPECT_EQ(e.Sum(server, {{"http_route", "/a.txt"}, {"http_response_status_code", "200"},
+  const std::string server_count = "http_server_request_duration_seconds_count";
+  const std::string client_count = "http_client_request_duration_seconds_count";
+  EXPECT_EQ(e.Sum(server_count, {{"http_route", "/a.txt"}, {"http_response_status_code", "200"},
                            {"http_request_method", "GET"}}),
             6)
       << r.output;
-  EXPECT_EQ(e.Sum(client, {{"http_route", "/a.txt"}, {"http_response_status_code", "200"},
+  EXPECT_EQ(e.Sum(client_count, {{"http_route", "/a.txt"}, {"http_response_status_code", "200"},
                            {"server_port", std::to_string(port)}}),
             6);
-  EXPECT_EQ(e.Sum(server, {{"http_route", "/orders/{id}/items"},
+  EXPECT_EQ(e.Sum(server_count, {{"http_route", "/orders/{id}/items"},
                            {"http_response_status_code", "404"}}),
             2);
 

@@ -188,7 +188,11 @@ void Http1Stitcher::Feed(Stream& s, const StreamChunk& c, const ConnContext& ctx
           o += avail.size();
           break;
         }
-        bool empty_line = s.line_buf.empty() && (nl == 0 || (nl == 1 && avail[0] == '\r'));
+        // The line may have started in an earlier chunk ("\r" | "\n").
+        const size_t line_len = s.line_buf.size() + nl;
+        const bool empty_line =
+            line_len == 0 ||
+            (line_len == 1 && (s.line_buf.empty() ? avail[0] : s.line_buf[0]) == '\r');
         s.line_buf.clear();
         o += nl + 1;
         s.msg.bytes += nl + 1;
@@ -276,6 +280,7 @@ uint64_t Http1Stitcher::FeedHead(Stream& s, const StreamChunk& c, uint64_t o,
       // Salvage the start line when it is complete; framing is then unknown.
       std::string_view start_line = buf.substr(0, buf.find('\n'));
       if (start_line.size() < buf.size()) {
+        if (!start_line.empty() && start_line.back() == '\r') start_line.remove_suffix(1);
         std::string line(start_line);
         line += "\r\n\r\n";
         size_t unused;

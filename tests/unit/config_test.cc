@@ -1,0 +1,113 @@
+#include "exporter/config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testlib/status_matchers.h"
+
+namespace redmap {
+namespace {
+
+using ::redmap::testing::IsOk;
+using ::redmap::testing::StatusIs;
+using ::testing::HasSubstr;
+
+TEST(ConfigTest, EmptyIsDefaults) {
+  auto c = Config::FromYaml("");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->web.listen_address, "0.0.0.0:9435");
+  EXPECT_EQ(c->capture.payload_bytes, 1024u);
+  EXPECT_EQ(c->red.buckets.front(), 0.00005);
+  EXPECT_EQ(c->red.buckets.back(), 10);
+}
+
+TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
+  auto file = Config::FromFile(std::string(REDMAP_SOURCE_DIR) + "/config/redmap.yaml");
+  ASSERT_THAT(file, IsOk());
+  Config d;
+  EXPECT_EQ(file->web.listen_address, d.web.listen_address);
+  EXPECT_EQ(file->capture.payload_bytes, d.capture.payload_bytes);
+  EXPECT_EQ(file->capture.ring_buffer_bytes, d.capture.ring_buffer_bytes);
+  EXPECT_EQ(file->capture.max_connections, d.capture.max_connections);
+  EXPECT_EQ(file->capture.wakeup_bytes, d.capture.wakeup_bytes);
+  EXPECT_EQ(file->capture.poll_interval_ms, d.capture.poll_interval_ms);
+  EXPECT_EQ(file->capture.trace_self, d.capture.trace_self);
+  EXPECT_EQ(file->conntrack.max_connections, d.conntrack.max_connections);
+  EXPECT_EQ(file->conntrack.idle_timeout_seconds, d.conntrack.idle_timeout_seconds);
+  EXPECT_EQ(file->conntrack.max_buffer_bytes, d.conntrack.max_buffer_bytes);
+  EXPECT_EQ(file->red.buckets, d.red.buckets);
+  EXPECT_EQ(file->red.max_series, d.red.max_series);
+  EXPECT_EQ(file->red.series_ttl_seconds, d.red.series_ttl_seconds);
+}
+
+TEST(ConfigTest, EveryKeyOverridable) {
+  auto c = Config::FromYaml(R"(
+web:
+  listen_address: "[::1]:9999"
+capture:
+  payload_bytes: 4096
+  ring_buffer_bytes: 16777216
+  max_connections: 1000
+  wakeup_bytes: 1024
+  poll_interval_ms: 10
+  trace_self: true
+conntrack:
+  max_connections: 50
+  idle_timeout_seconds: 30
+  max_buffer_bytes: 2048
+red:
+  buckets: [0.001, 0.5, 3]
+  max_series: 7
+  series_ttl_seconds: 60
+)");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->web.listen_address, "[::1]:9999");
+  EXPECT_EQ(c->capture.payload_bytes, 4096u);
+  EXPECT_EQ(c->capture.ring_buffer_bytes, 16777216u);
+  EXPECT_EQ(c->capture.max_connections, 1000u);
+  EXPECT_EQ(c->capture.wakeup_bytes, 1024u);
+  EXPECT_EQ(c->capture.poll_interval_ms, 10u);
+  EXPECT_TRUE(c->capture.trace_self);
+  EXPECT_EQ(c->conntrack.max_connections, 50u);
+  EXPECT_EQ(c->conntrack.idle_timeout_seconds, 30u);
+  EXPECT_EQ(c->conntrack.max_buffer_bytes, 2048u);
+  EXPECT_EQ(c->red.buckets, (std::vector<double>{0.001, 0.5, 3}));
+  EXPECT_EQ(c->red.max_series, 7u);
+  EXPECT_EQ(c->red.series_ttl_seconds, 60u);
+}
+
+TEST(ConfigTest, ErrorsNameTheKey) {
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } cases[] = {
+      {"capture:\n  payload_byts: 5\n", "unknown key 'capture.payload_byts'"},
+      {"bogus: 1\n", "unknown key 'bogus'"},
+      {"capture:\n  payload_bytes: 0\n", "capture.payload_bytes: must be between 1 and 16384"},
+      {"capture:\n  payload_bytes: 20000\n", "capture.payload_bytes: must be between 1 and 16384"},
+      {"capture:\n  payload_bytes: lots\n", "capture.payload_bytes: must be an integer"},
+      {"capture:\n  ring_buffer_bytes: 10000\n", "capture.ring_buffer_bytes: must be a power of two"},
+      {"capture:\n  wakeup_bytes: 9000000\n", "capture.wakeup_bytes: must be smaller"},
+      {"capture:\n  trace_self: yes please\n", "capture.trace_self: must be true or false"},
+      {"red:\n  buckets: [0.1, 0.05]\n", "red.buckets: buckets must be strictly increasing"},
+      {"red:\n  buckets: []\n", "red.buckets: must be a non-empty list"},
+      {"red:\n  buckets: [0, 1]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [.inf]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"web:\n  listen_address: nope\n", "web.listen_address: must be HOST:PORT"},
+      {"web:\n  listen_address: 1.2.3.4:99999\n", "web.listen_address: port '99999'"},
+      {"capture: 5\n", "capture: must be a map"},
+      {"capture:\n  payload_bytes: [1\n", "malformed YAML at line"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_THAT(Config::FromYaml(c.yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.yaml;
+  }
+}
+
+TEST(ConfigTest, MissingFileNamesThePath) {
+  EXPECT_THAT(Config::FromFile("/nonexistent/redmap.yaml"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/redmap.yaml")));
+}
+
+}  // namespace
+}  // namespace redmap

@@ -166,7 +166,9 @@ class PcapSource::Reassembler {
     FlowKey key = Less(p.src, p.dst) ? FlowKey{p.src, p.dst} : FlowKey{p.dst, p.src};
     auto it = flows_.find(key);
     if (it == flows_.end()) {
-      if (p.flags & (kFin | kRst) && p.payload_len == 0) return;  // tail of an unseen flow
+      // Only a SYN or data opens a flow: a bare ACK/FIN/RST is the tail of
+      // one that ended (or that the capture never saw).
+      if (!(p.flags & kSyn) && p.payload_len == 0) return;
       if (flows_.size() >= kMaxConnections) Evict();
       it = flows_.emplace(key, Flow()).first;
       it->second.index = next_index_++;

@@ -1,0 +1,139 @@
+// The pipeline wired as the exporter wires it, fed hand-made events, read
+// back as a Prometheus exposition and linted with promtool.
+#include "aggregators/pipeline.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "exporter/http_server.h"
+#include "tests/testlib/fixtures.h"
+#include "tests/testlib/status_matchers.h"
+
+namespace redmap {
+namespace {
+
+using ::redmap::testing::Fixture;
+using ::redmap::testing::IsOk;
+using ::testing::HasSubstr;
+
+PipelineOptions Options() {
+  PipelineOptions o;
+  o.red.buckets = {0.001, 0.01};
+  return o;
+}
+
+void Exchange(Pipeline* p, int fd, uint32_t* seq_in, uint32_t* seq_out, uint64_t* now,
+              const std::string& req, const std::string& resp) {
+  DataEvent e;
+  e.conn = ConnKey{0, fd, 1};
+  e.protocol = Protocol::kHttp1;
+  e.role = Role::kServer;
+  e.has_tcp_seq = true;
+  e.local.addr = IpAddress::V4(0x0100007f);
+  e.local.port = 80;
+  e.remote = e.local;
+  e.remote.port = 50000;
+  e.direction = Direction::kIngress;
+  e.enter_ns = *now;
+  e.exit_ns = *now += 100'000;
+  e.tcp_seq = *seq_in;
+  e.byte_count = static_cast<uint32_t>(req.size());
+  *seq_in += e.byte_count;
+  e.payload = req;
+  p->OnData(e);
+  e.direction = Direction::kEgress;
+  e.enter_ns = *now += 400'000;
+  e.exit_ns = *now += 100'000;
+  e.tcp_seq = *seq_out;
+  e.byte_count = static_cast<uint32_t>(resp.size());
+  *seq_out += e.byte_count;
+  e.payload = resp;
+  p->OnData(e);
+}
+
+TEST(PipelineTest, EventsToExposition) {
+  auto p = Pipeline::Create(Options());
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  for (int i = 0; i < 3; ++i) {
+    Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+             Fixture("http1/nginx_200.resp"));
+  }
+  (*p)->OnClose(CloseEvent{ConnKey{0, 4, 1}, now});
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("http_server_request_duration_seconds_count{service_name=\"unknown_service\","
+                              "http_request_method=\"GET\",http_response_status_code=\"200\","
+                              "http_route=\"/api/items/{id}\"} 3"));
+  // 0.6 ms each: first bucket (1 ms).
+  EXPECT_THAT(text, HasSubstr("le=\"0.001\"} 3"));
+  EXPECT_THAT(text, HasSubstr("redmap_events_received_total{type=\"data\"} 6"));
+  EXPECT_THAT(text, HasSubstr("redmap_events_received_total{type=\"close\"} 1"));
+  EXPECT_THAT(text, HasSubstr("redmap_spans_total{protocol=\"http1\"} 3"));
+  EXPECT_THAT(text, HasSubstr("redmap_tracked_connections 0"));
+  EXPECT_THAT(text, HasSubstr("target_info{service_name=\"redmap\""));
+
+  // promtool is part of the test dependencies: lint must run, not skip.
+  char path[] = "/tmp/redmap-exposition-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  FILE* lint = popen((std::string("promtool check metrics < ") + path + " 2>&1").c_str(), "r");
+  ASSERT_NE(lint, nullptr);
+  std::string lint_out;
+  char buf[1024];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), lint)) > 0) lint_out.append(buf, n);
+  int st = pclose(lint);
+  unlink(path);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << lint_out;
+}
+
+TEST(PipelineTest, ZeroCountersArePresentBeforeAnyEvent) {
+  auto p = Pipeline::Create(Options());
+  ASSERT_THAT(p, IsOk());
+  std::string text = RenderExposition((*p)->Collectables());
+  for (const char* series : {"redmap_events_dropped_total{reason=\"kernel_ring_full\"} 0",
+                             "redmap_events_dropped_total{reason=\"decode_error\"} 0",
+                             "redmap_events_dropped_total{reason=\"conn_table_full\"} 0",
+                             "redmap_events_dropped_total{reason=\"buffer_overflow\"} 0",
+                             "redmap_parse_errors_total{protocol=\"http1\"} 0",
+                             "redmap_series{family=\"http_server_request_duration_seconds\"} 0"}) {
+    EXPECT_THAT(text, HasSubstr(series));
+  }
+}
+
+TEST(PipelineTest, RejectsBadBuckets) {
+  PipelineOptions o;
+  o.red.buckets = {0.1, 0.1};
+  EXPECT_FALSE(Pipeline::Create(o).ok());
+}
+
+TEST(PipelineTest, TickExpiresIdleConnectionsAndSeries) {
+  PipelineOptions o = Options();
+  o.conntrack.idle_timeout_ns = 10'000'000'000;
+  o.red.series_ttl_ns = 20'000'000'000;
+  auto p = Pipeline::Create(o);
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+           Fixture("http1/nginx_200.resp"));
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("redmap_tracked_connections 1"));
+  (*p)->Tick(15'000'000'000);
+  text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("redmap_tracked_connections 0"));
+  EXPECT_THAT(text, HasSubstr("redmap_series{family=\"http_server_request_duration_seconds\"} 1"));
+  (*p)->Tick(25'000'000'000);
+  text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("redmap_series{family=\"http_server_request_duration_seconds\"} 0"));
+}
+
+}  // namespace
+}  // namespace redmap

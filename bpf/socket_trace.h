@@ -60,7 +60,6 @@
 #define REDMAP_STAT_EVENTS 1          /* records written to the ring */
 #define REDMAP_STAT_CONN_UNCLASSIFIED 2 /* connections dropped by inference */
 #define REDMAP_STAT_CONN_CLASSIFIED 3 /* connections marked with a protocol */
-#define REDMAP_STAT_ARGS_MISSING 4    /* syscall exit without a stashed enter */
 #define REDMAP_STAT_READ_FAILED 5     /* bpf_probe_read of payload failed */
 #define REDMAP_STAT_MAX 8
 

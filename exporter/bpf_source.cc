@@ -21,9 +21,6 @@
 namespace redmap {
 namespace {
 
-constexpr const char* kTracefsEvents[] = {"/sys/kernel/tracing/events",
-                                          "/sys/kernel/debug/tracing/events"};
-
 uint64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -39,19 +36,6 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
 
 std::string ErrnoText(int err) { return absl::StrCat(std::strerror(err), " (errno ", err, ")"); }
 
-// "tracepoint/syscalls/sys_enter_read" -> whether tracefs knows the event.
-bool TracepointExists(const char* section) {
-  absl::string_view s(section);
-  constexpr absl::string_view kPrefix = "tracepoint/";
-  if (!absl::StartsWith(s, kPrefix)) return true;  // not a tracepoint: let libbpf decide
-  s.remove_prefix(kPrefix.size());
-  for (const char* root : kTracefsEvents) {
-    std::string path = absl::StrCat(root, "/", s);
-    if (access(path.c_str(), F_OK) == 0) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 class BpfSource::Impl {
@@ -66,7 +50,22 @@ class BpfSource::Impl {
     self_ = self;
     options_ = options;
     libbpf_set_print(LibbpfPrint);
+    // The BTF-typed tracepoint is cheaper; kernels without it get the raw
+    // tracepoint twin of the same program.
+    absl::Status btf = OpenAndLoad(/*use_btf=*/true);
+    if (btf.ok()) return Attach();
+    fprintf(stderr, "redmap: tp_btf/sys_exit unavailable (%s); using raw_tracepoint/sys_exit\n",
+            std::string(btf.message()).c_str());
+    self_->SetProbeStatus("sys_exit_btf", false);
+    socket_trace__destroy(skel_);
+    skel_ = nullptr;
+    absl::Status raw = OpenAndLoad(/*use_btf=*/false);
+    if (!raw.ok()) return raw;
+    return Attach();
+  }
 
+  absl::Status OpenAndLoad(bool use_btf) {
+    const BpfSourceOptions& options = options_;
     // 1. Open: parse the embedded object, nothing in the kernel yet.
     skel_ = socket_trace__open();
     if (skel_ == nullptr) {
@@ -96,26 +95,22 @@ class BpfSource::Impl {
       }
     }
 
-    // 3. Skip programs whose tracepoint this kernel lacks; they are reported
-    //    as down rather than failing the whole load.
-    bpf_program* prog;
-    bpf_object__for_each_program(prog, skel_->obj) {
-      if (!TracepointExists(bpf_program__section_name(prog))) {
-        bpf_program__set_autoload(prog, false);
-        fprintf(stderr, "redmap: probe %s: tracepoint %s not available on this kernel\n",
-                bpf_program__name(prog), bpf_program__section_name(prog));
-        self_->SetProbeStatus(bpf_program__name(prog), false);
-      }
-    }
+    // 3. Exactly one of the two program variants is loaded.
+    bpf_program__set_autoload(skel_->progs.sys_exit_btf, use_btf);
+    bpf_program__set_autoload(skel_->progs.sys_exit_raw, !use_btf);
 
     // 4. Load: maps created, programs verified.
     if (int err = socket_trace__load(skel_); err != 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot load BPF programs: ", ErrnoText(-err),
-          " (needs root or CAP_BPF+CAP_PERFMON, a kernel with BTF at /sys/kernel/btf/vmlinux, "
-          "and tracefs; the verifier log above says which program failed)"));
+          " (needs root or CAP_BPF+CAP_PERFMON, a kernel with BTF at /sys/kernel/btf/vmlinux; "
+          "the verifier log above says which program failed)"));
     }
+    return absl::OkStatus();
+  }
 
+  absl::Status Attach() {
+    bpf_program* prog;
     // 5. Attach one by one; a failure is logged and exported, not fatal.
     int attached = 0;
     bpf_object__for_each_program(prog, skel_->obj) {
@@ -133,6 +128,10 @@ class BpfSource::Impl {
       ++attached;
     }
     if (attached == 0) return absl::FailedPreconditionError("no BPF probe could be attached");
+    return OpenRing();
+  }
+
+  absl::Status OpenRing() {
 
     // 6. Ring buffer consumer.
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Impl::OnRecord, this, nullptr);
@@ -174,7 +173,6 @@ class BpfSource::Impl {
     k.events = sum(REDMAP_STAT_EVENTS);
     k.conn_unclassified = sum(REDMAP_STAT_CONN_UNCLASSIFIED);
     k.conn_classified = sum(REDMAP_STAT_CONN_CLASSIFIED);
-    k.args_missing = sum(REDMAP_STAT_ARGS_MISSING);
     k.read_failed = sum(REDMAP_STAT_READ_FAILED);
     return k;
   }

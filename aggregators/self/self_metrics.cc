@@ -147,8 +147,6 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
          "Connections the kernel side recognised a protocol on.", kernel.conn_classified},
         {"redmap_kernel_connections_unclassified_total",
          "Connections with no recognised protocol; no longer traced.", kernel.conn_unclassified},
-        {"redmap_kernel_syscall_args_missing_total",
-         "Syscall exits whose connection entry had been evicted.", kernel.args_missing},
         {"redmap_kernel_payload_read_failures_total",
          "Failed copies of syscall payload from user memory.", kernel.read_failed},
     };

@@ -38,7 +38,6 @@ struct KernelStats {
   uint64_t events = 0;
   uint64_t conn_unclassified = 0;
   uint64_t conn_classified = 0;
-  uint64_t args_missing = 0;
   uint64_t read_failed = 0;
 };
 

@@ -73,10 +73,7 @@ bpf_run_seconds() {  # total run time of redmap's BPF programs, seconds
   bpftool prog show -j | python3 -c '
 import json, sys
 progs = json.load(sys.stdin)
-names = {"enter_read","exit_read","enter_write","exit_write","enter_readv","exit_readv",
-         "enter_writev","exit_writev","enter_sendto","exit_sendto","enter_recvfrom","exit_recvfrom",
-         "enter_sendmsg","exit_sendmsg","enter_recvmsg","exit_recvmsg","enter_sendfile","exit_sendfile",
-         "enter_connect","exit_connect","exit_accept","exit_accept4","enter_close"}
+names = {"sys_exit_btf", "sys_exit_raw"}
 print(sum(p.get("run_time_ns", 0) for p in progs if p.get("name") in names) / 1e9)'
 }
 

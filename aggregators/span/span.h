@@ -25,9 +25,10 @@ struct Span {
   // Which end of the connection observed this span: kServer means the traced
   // process answered the request; kClient means it sent it.
   Role side = Role::kUnknown;
-  // Latency = start_ns (entry of the syscall that carried the first request
-  // byte) to end_ns (exit of the syscall that carried the last response byte),
-  // as seen by the observing side. Monotonic nanoseconds.
+  // Latency = start_ns to end_ns, monotonic ns, as seen by the observing side:
+  // start is when the request's first byte was sent (client: the send's
+  // timestamp) or received (server: the read's return); end is the return
+  // of the syscall that carried the response's last byte.
   uint64_t start_ns = 0;
   uint64_t end_ns = 0;
   ConnKey conn;

@@ -273,8 +273,13 @@ static __always_inline __u32 copy_payload(__u8 *dst, const struct data_call *a, 
 
 static __always_inline void submit(void *data, __u64 size)
 {
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-										   : BPF_RB_NO_WAKEUP;
+	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 flags = queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	__u32 idx = REDMAP_STAT_RING_QUEUED;
+	__u64 *fill = bpf_map_lookup_elem(&stats, &idx);
+
+	if (fill) /* how full the ring is, for redmap_table_entries */
+		*fill = queued;
 
 	if (bpf_ringbuf_output(&events, data, size, flags))
 		stat_inc(REDMAP_STAT_RINGBUF_DROPS);

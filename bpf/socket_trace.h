@@ -61,6 +61,8 @@
 #define REDMAP_STAT_CONN_UNCLASSIFIED 2 /* connections dropped by inference */
 #define REDMAP_STAT_CONN_CLASSIFIED 3 /* connections marked with a protocol */
 #define REDMAP_STAT_READ_FAILED 5     /* bpf_probe_read of payload failed */
+/* Not a counter: bytes queued in the ring at this CPU's last submit. */
+#define REDMAP_STAT_RING_QUEUED 6
 #define REDMAP_STAT_MAX 8
 
 /*

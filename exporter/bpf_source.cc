@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -178,9 +179,17 @@ class BpfSource::Impl {
   }
 
   std::vector<SelfMetrics::TableFill> ReadTableFill() const {
+    // Ring fill: the largest "queued bytes" any CPU saw at its last submit.
+    std::vector<uint64_t> values(num_cpus_);
+    uint32_t idx = REDMAP_STAT_RING_QUEUED;
+    int64_t queued = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &idx, values.data()) == 0) {
+      for (uint64_t v : values) queued = std::max<int64_t>(queued, static_cast<int64_t>(v));
+    }
     return {
         {"bpf_connections", CountEntries(skel_->maps.conn_info_map),
          static_cast<int64_t>(options_.capture.max_connections)},
+        {"ring_buffer_bytes", queued, static_cast<int64_t>(options_.capture.ring_buffer_bytes)},
     };
   }
 

@@ -85,8 +85,8 @@ class RedAggregator::Impl {
 
     // Label values; the resolver may read /proc, so do it outside the lock.
     values_[0] = resolver_(span);
-    values_[1].assign(NormalizeMethod(span.http.method).data(),
-                      NormalizeMethod(span.http.method).size());
+    const absl::string_view method = NormalizeMethod(span.http.method);
+    values_[1].assign(method.data(), method.size());
     values_[2] = span.http.status > 0 ? std::to_string(span.http.status) : std::string();
     values_[3] = NormalizeRoute(span.http.target);
     size_t n = 4;

@@ -122,7 +122,9 @@ TEST(BpfSourceTest, CapturesHttpBetweenCurlAndPythonServer) {
   EXPECT_GT(k.events, 0u);
   EXPECT_EQ(k.ringbuf_drops, 0u);
   auto fill = (*source)->ReadTableFill();
-  ASSERT_EQ(fill.size(), 1u);
+  ASSERT_EQ(fill.size(), 2u);
+  EXPECT_EQ(fill[1].table, "ring_buffer_bytes");
+  EXPECT_EQ(fill[1].capacity, options.capture.ring_buffer_bytes);
   EXPECT_GE(fill[0].entries, 0);
   EXPECT_EQ(fill[0].capacity, options.capture.max_connections);
 }

@@ -53,12 +53,14 @@ class BpfSource::Impl {
     libbpf_set_print(LibbpfPrint);
     // The BTF-typed tracepoint is cheaper; kernels without it get the raw
     // tracepoint twin of the same program.
-    absl::Status btf = OpenAndLoad(/*use_btf=*/true);
+    absl::Status btf = options.force_raw_tracepoint
+                           ? absl::UnavailableError("raw_tracepoint forced by the caller")
+                           : OpenAndLoad(/*use_btf=*/true);
     if (btf.ok()) return Attach();
     fprintf(stderr, "redmap: tp_btf/sys_exit unavailable (%s); using raw_tracepoint/sys_exit\n",
             std::string(btf.message()).c_str());
     self_->SetProbeStatus("sys_exit_btf", false);
-    socket_trace__destroy(skel_);
+    if (skel_ != nullptr) socket_trace__destroy(skel_);
     skel_ = nullptr;
     absl::Status raw = OpenAndLoad(/*use_btf=*/false);
     if (!raw.ok()) return raw;

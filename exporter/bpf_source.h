@@ -22,6 +22,8 @@ struct BpfSourceOptions {
   Config::Capture capture;
   uint32_t self_tgid = 0;      // never traced (0: no exclusion)
   uint16_t self_port = 0;      // connections to/from this port are not traced
+  // Load the raw_tracepoint fallback even where tp_btf works (tests).
+  bool force_raw_tracepoint = false;
 };
 
 class BpfSource : public Source {

@@ -48,7 +48,11 @@ class RecordingSink : public EventSink {
   std::vector<CloseEvent> closes;
 };
 
-TEST(BpfSourceTest, CapturesHttpBetweenCurlAndPythonServer) {
+// Both program variants: tp_btf/sys_exit (preferred) and the
+// raw_tracepoint/sys_exit fallback for kernels without BTF tracepoints.
+class BpfSourceVariantTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   TempDir dir;
   dir.Write("hello.txt", std::string(5000, 'x'));
   const int port = FreePort();
@@ -60,6 +64,7 @@ TEST(BpfSourceTest, CapturesHttpBetweenCurlAndPythonServer) {
   SelfMetrics self;
   BpfSourceOptions options;
   options.self_tgid = getpid();
+  options.force_raw_tracepoint = GetParam();
   auto source = BpfSource::Create(options, &self);
   ASSERT_THAT(source, testing::IsOk());
   RecordingSink sink;
@@ -121,6 +126,18 @@ TEST(BpfSourceTest, CapturesHttpBetweenCurlAndPythonServer) {
   KernelStats k = (*source)->ReadKernelStats();
   EXPECT_GT(k.events, 0u);
   EXPECT_EQ(k.ringbuf_drops, 0u);
+  auto probes = self.Collect();
+  bool found = false;
+  for (const auto& f : probes) {
+    if (f.name != "redmap_probe_up") continue;
+    for (const auto& m : f.metric) {
+      if (m.label[0].value == (GetParam() ? "sys_exit_raw" : "sys_exit_btf")) {
+        found = true;
+        EXPECT_EQ(m.gauge.value, 1);
+      }
+    }
+  }
+  EXPECT_TRUE(found);
   auto fill = (*source)->ReadTableFill();
   ASSERT_EQ(fill.size(), 2u);
   EXPECT_EQ(fill[1].table, "ring_buffer_bytes");
@@ -128,6 +145,9 @@ TEST(BpfSourceTest, CapturesHttpBetweenCurlAndPythonServer) {
   EXPECT_GE(fill[0].entries, 0);
   EXPECT_EQ(fill[0].capacity, options.capture.max_connections);
 }
+
+INSTANTIATE_TEST_SUITE_P(Programs, BpfSourceVariantTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "RawTracepoint" : "TpBtf"; });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {
   const int port = FreePort();

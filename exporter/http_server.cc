@@ -25,11 +25,24 @@ namespace {
 int QuietLog(const mg_connection*, const char*) { return 1; }
 
 void Reply(mg_connection* conn, int status, const char* type, const std::string& body) {
+  const mg_request_info* req = mg_get_request_info(conn);
+  bool head = req != nullptr && req->request_method != nullptr &&
+              std::strcmp(req->request_method, "HEAD") == 0;
   mg_printf(conn,
             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\n\r\n",
-            status, mg_get_response_code_text(conn, status), type, body.size());
-  mg_write(conn, body.data(), body.size());
+            "Cache-Control: no-store\r\n%s\r\n",
+            status, mg_get_response_code_text(conn, status), type, body.size(),
+            status == 405 ? "Allow: GET, HEAD\r\n" : "");
+  if (!head) mg_write(conn, body.data(), body.size());
+}
+
+// Every endpoint is read-only: GET and HEAD, anything else is 405.
+bool ReadOnlyMethod(mg_connection* conn) {
+  const mg_request_info* req = mg_get_request_info(conn);
+  const char* m = req != nullptr ? req->request_method : nullptr;
+  if (m != nullptr && (std::strcmp(m, "GET") == 0 || std::strcmp(m, "HEAD") == 0)) return true;
+  Reply(conn, 405, "text/plain", "method not allowed\n");
+  return false;
 }
 
 // The errno of binding addr the way civetweb does, or "" if binding works.
@@ -89,9 +102,19 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   std::memset(&callbacks, 0, sizeof(callbacks));
   callbacks.log_message = QuietLog;
 
+  // Debian's civetweb is built without IPv6: say so instead of civetweb's
+  // "Failed to setup server ports".
+  if (addr->ipv6 && mg_check_feature(MG_FEATURES_IPV6) == 0) {
+    return absl::UnimplementedError(
+        absl::StrCat("cannot listen on ", addr->ToString(),
+                     ": this civetweb library was built without IPv6; use an IPv4 address"));
+  }
+
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->self_ = self;
+  // Reference-counted in civetweb; balanced in the destructor.
   mg_init_library(0);
+  server->library_initialized_ = true;
   mg_init_data init{&callbacks, server.get(), options};
   char error_text[256] = {};
   unsigned error_code = 0;
@@ -118,6 +141,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
 
 HttpServer::~HttpServer() {
   if (ctx_ != nullptr) mg_stop(ctx_);
+  if (library_initialized_) mg_exit_library();
 }
 
 void HttpServer::SetCollectables(
@@ -143,6 +167,7 @@ std::string HttpServer::RenderMetrics() {
 
 int HttpServer::HandleMetrics(mg_connection* conn, void* data) {
   auto* server = static_cast<HttpServer*>(data);
+  if (!ReadOnlyMethod(conn)) return 405;
   try {
     Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", server->RenderMetrics());
   } catch (const std::exception& e) {
@@ -152,11 +177,13 @@ int HttpServer::HandleMetrics(mg_connection* conn, void* data) {
 }
 
 int HttpServer::HandleHealth(mg_connection* conn, void*) {
+  if (!ReadOnlyMethod(conn)) return 405;
   Reply(conn, 200, "text/plain", "ok\n");
   return 200;
 }
 
 int HttpServer::HandleIndex(mg_connection* conn, void*) {
+  if (!ReadOnlyMethod(conn)) return 405;
   Reply(conn, 200, "text/html; charset=utf-8",
         absl::StrCat("<!doctype html><html><head><title>redmap</title></head><body>"
                      "<h1>redmap ",

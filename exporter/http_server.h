@@ -39,6 +39,7 @@ class HttpServer {
   static int HandleHealth(mg_connection* conn, void* self);
   static int HandleIndex(mg_connection* conn, void* self);
 
+  bool library_initialized_ = false;
   mg_context* ctx_ = nullptr;
   SelfMetrics* self_ = nullptr;
   int port_ = 0;

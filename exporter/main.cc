@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "aggregators/metadata/target_info.h"
 #include "exporter/config.h"
 #include "exporter/exporter.h"
@@ -28,6 +29,9 @@ int Fail(const std::string& message) {
 }
 
 int Main(int argc, char** argv) {
+  // Debian's abseil is built with Mutex deadlock detection on; its lock-graph
+  // bookkeeping showed up as ~5% of the exporter's CPU under load.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto flags = redmap::ParseFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (!flags.ok()) {
     fprintf(stderr, "redmap: %s\n\n%s", std::string(flags.status().message()).c_str(),
@@ -67,6 +71,8 @@ int Main(int argc, char** argv) {
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = OnSignal;
+  // A second Ctrl-C kills at once should a clean shutdown hang.
+  sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "aggregators/pipeline.h"
 
 namespace redmap {
@@ -79,4 +80,11 @@ BENCHMARK(BM_PipelineHttp1)->Arg(0)->Arg(1)->ArgNames({"varied_routes"});
 }  // namespace
 }  // namespace redmap
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As redmap_exporter does: Debian's abseil has Mutex deadlock detection on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -16,6 +16,8 @@ TEST(IpAddressTest, MappedV4CollapsesToV4) {
 
 TEST(IpAddressTest, FormatsBothFamilies) {
   EXPECT_EQ(IpAddress::V4(htonl(0x0a000001)).ToString(), "10.0.0.1");
+  EXPECT_EQ(IpAddress::V4(htonl(0xc0a8ff09)).ToString(), "192.168.255.9");
+  EXPECT_EQ(IpAddress::V4(0).ToString(), "0.0.0.0");
   uint8_t v6[16] = {};
   v6[15] = 1;
   EXPECT_EQ(IpAddress::V6(v6).ToString(), "::1");

@@ -9,9 +9,11 @@
 #include <cctype>
 #include <cerrno>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "aggregators/metadata/target_info.h"
@@ -72,6 +74,33 @@ std::string BindError(const ListenAddress& addr) {
   return why;
 }
 
+// One connection to the listener, closed at once; it only has to wake
+// civetweb's accept loop.
+void Knock(const ListenAddress& addr) {
+  int fd = socket(addr.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  if (addr.ipv6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(addr.port);
+    if (addr.host.empty() || inet_pton(AF_INET6, addr.host.c_str(), &a.sin6_addr) != 1 ||
+        IN6_IS_ADDR_UNSPECIFIED(&a.sin6_addr)) {
+      a.sin6_addr = in6addr_loopback;
+    }
+    (void)connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(addr.port);
+    if (addr.host.empty() || inet_pton(AF_INET, addr.host.c_str(), &a.sin_addr) != 1 ||
+        a.sin_addr.s_addr == htonl(INADDR_ANY)) {
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    (void)connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  }
+  close(fd);
+}
+
 }  // namespace
 
 std::string RenderExposition(const std::vector<std::shared_ptr<prometheus::Collectable>>& c) {
@@ -130,9 +159,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   mg_server_port sp[4];
   int n = mg_get_server_ports(server->ctx_, 4, sp);
   server->port_ = n > 0 ? sp[0].port : addr->port;
-  ListenAddress bound = *addr;
-  bound.port = static_cast<uint16_t>(server->port_);
-  server->address_ = bound.ToString();
+  server->bound_ = *addr;
+  server->bound_.port = static_cast<uint16_t>(server->port_);
+  server->address_ = server->bound_.ToString();
   mg_set_request_handler(server->ctx_, "/metrics$", &HttpServer::HandleMetrics, server.get());
   mg_set_request_handler(server->ctx_, "/healthz$", &HttpServer::HandleHealth, server.get());
   mg_set_request_handler(server->ctx_, "/$", &HttpServer::HandleIndex, server.get());
@@ -140,7 +169,21 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);
+  if (ctx_ != nullptr) {
+    // civetweb's accept loop checks for the stop only between poll()s of up
+    // to 2 s; knocking on the port wakes it, so a shutdown (SIGTERM, every
+    // test) takes milliseconds instead.
+    std::atomic<bool> stopped{false};
+    std::thread waker([this, &stopped] {
+      while (!stopped.load()) {
+        Knock(bound_);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+    mg_stop(ctx_);
+    stopped.store(true);
+    waker.join();
+  }
   if (library_initialized_) mg_exit_library();
 }
 

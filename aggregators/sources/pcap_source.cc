@@ -1,13 +1,15 @@
 #include "aggregators/sources/pcap_source.h"
 
-#include <arpa/inet.h>
 #include <pcap/pcap.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -16,35 +18,54 @@
 namespace redmap {
 namespace {
 
-constexpr int kLinkSll2 = 276;  // DLT_LINUX_SLL2, absent from older headers
-constexpr int kLinkIpv4 = 228;
-constexpr int kLinkIpv6 = 229;
-
 uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 uint32_t Be32(const uint8_t* p) {
   return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+constexpr uint16_t kEtherIpv4 = 0x0800;
+constexpr uint16_t kEtherIpv6 = 0x86dd;
+constexpr uint8_t kIpProtoTcp = 6;
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+
+bool LinkTypeSupported(int linktype) {
+  switch (linktype) {
+    case DLT_EN10MB:
+    case DLT_LINUX_SLL:
+    case DLT_LINUX_SLL2:
+    case DLT_RAW:
+    case DLT_IPV4:
+    case DLT_IPV6:
+    case DLT_NULL:
+    case DLT_LOOP:
+      return true;
+    default:
+      return false;
+  }
 }
 
 struct Packet {
   Endpoint src, dst;
   uint32_t seq = 0;
   uint8_t flags = 0;
-  uint32_t payload_len = 0;  // from the IP header: what was on the wire
-  std::string_view payload;  // what the capture kept (may be shorter)
+  uint32_t payload_len = 0;  // on the wire, from the IP header
+  std::string_view payload;  // what the capture kept: a prefix of it
 };
 
-constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+enum class ParseResult { kTcp, kTruncatedTcp, kUnsupported, kMalformed };
 
-// Link layer -> offset of the IP header and its version (4/6), or false.
-bool LinkToIp(int linktype, const uint8_t* d, size_t n, size_t* off) {
-  uint16_t ethertype = 0;
+// Link header -> offset of the IP header. Any ethertype/family that is not
+// IPv4 or IPv6 is kUnsupported.
+ParseResult SkipLink(int linktype, const uint8_t* d, size_t n, size_t* off) {
+  uint16_t ethertype;
   switch (linktype) {
     case DLT_EN10MB: {
-      if (n < 14) return false;
-      size_t o = 12;
-      ethertype = Be16(d + o);
-      o += 2;
-      while ((ethertype == 0x8100 || ethertype == 0x88a8) && n >= o + 4) {  // VLAN tags
+      if (n < 14) return ParseResult::kMalformed;
+      size_t o = 14;
+      ethertype = Be16(d + 12);
+      // 802.1Q / 802.1ad tags, possibly stacked.
+      while (ethertype == 0x8100 || ethertype == 0x88a8 || ethertype == 0x9100) {
+        if (n < o + 4) return ParseResult::kMalformed;
         ethertype = Be16(d + o + 2);
         o += 4;
       }
@@ -52,53 +73,58 @@ bool LinkToIp(int linktype, const uint8_t* d, size_t n, size_t* off) {
       break;
     }
     case DLT_LINUX_SLL:
-      if (n < 16) return false;
+      if (n < 16) return ParseResult::kMalformed;
       ethertype = Be16(d + 14);
       *off = 16;
       break;
-    case kLinkSll2:
-      if (n < 20) return false;
+    case DLT_LINUX_SLL2:
+      if (n < 20) return ParseResult::kMalformed;
       ethertype = Be16(d);
       *off = 20;
       break;
     case DLT_NULL:
     case DLT_LOOP: {
-      if (n < 4) return false;
-      uint32_t family;
-      std::memcpy(&family, d, 4);
-      if (linktype == DLT_LOOP) family = ntohl(family);
-      if (family != 2 && family != 24 && family != 28 && family != 30) {
-        family = ntohl(family);  // written on a host of the other byte order
-      }
+      if (n < 4) return ParseResult::kMalformed;
+      // Address family in the writer's byte order (DLT_NULL) or network
+      // order (DLT_LOOP); the values are small, so either order reads right.
+      uint32_t family = Be32(d);
+      if (family > 0xffff) family = __builtin_bswap32(family);
       *off = 4;
-      return family == 2 || family == 24 || family == 28 || family == 30;
+      // AF_INET everywhere; AF_INET6 on Linux, Net/OpenBSD, FreeBSD, macOS.
+      if (family == 2) return ParseResult::kTcp;
+      if (family == 10 || family == 24 || family == 28 || family == 30) return ParseResult::kTcp;
+      return ParseResult::kUnsupported;
     }
-    case DLT_RAW:
-    case kLinkIpv4:
-    case kLinkIpv6:
-    case 101:  // LINKTYPE_RAW where DLT_RAW differs
+    default:  // raw IP
       *off = 0;
-      return true;
-    default:
-      return false;
+      return ParseResult::kTcp;
   }
-  return ethertype == 0x0800 || ethertype == 0x86dd;
+  return ethertype == kEtherIpv4 || ethertype == kEtherIpv6 ? ParseResult::kTcp
+                                                            : ParseResult::kUnsupported;
 }
 
-bool ParseTcp(int linktype, const uint8_t* d, size_t caplen, Packet* p) {
-  size_t off;
-  if (!LinkToIp(linktype, d, caplen, &off) || caplen <= off) return false;
+// Parses link, IP and TCP headers of one captured packet. `caplen` bytes are
+// at `d`; `wirelen` is how long the packet was on the wire.
+ParseResult ParsePacket(int linktype, const uint8_t* d, size_t caplen, size_t wirelen, Packet* p) {
+  size_t off = 0;
+  ParseResult link = SkipLink(linktype, d, caplen, &off);
+  if (link != ParseResult::kTcp) return link;
+  if (caplen <= off) return ParseResult::kMalformed;
   d += off;
-  size_t n = caplen - off;
-  size_t l4;
+  const size_t n = caplen - off;
+  const size_t wire = wirelen - off;
+  size_t l4;        // offset of the TCP header
   uint32_t l4_len;  // TCP header + payload, from the IP header
   const uint8_t version = d[0] >> 4;
   if (version == 4) {
-    if (n < 20) return false;
-    size_t ihl = (d[0] & 0x0f) * 4u;
-    uint16_t total = Be16(d + 2);
-    uint16_t frag = Be16(d + 6);
-    if (ihl < 20 || total < ihl || d[9] != 6 || (frag & 0x3fff) != 0) return false;
+    if (n < 20) return ParseResult::kMalformed;
+    const size_t ihl = (d[0] & 0x0f) * 4u;
+    uint32_t total = Be16(d + 2);
+    // Segmentation offload can leave 0 here; the capture length then tells.
+    if (total == 0) total = static_cast<uint32_t>(std::min<size_t>(wire, UINT32_MAX));
+    if (ihl < 20 || total < ihl || total > wire || n < ihl) return ParseResult::kMalformed;
+    if ((Be16(d + 6) & 0x3fff) != 0) return ParseResult::kUnsupported;  // a fragment
+    if (d[9] != kIpProtoTcp) return ParseResult::kUnsupported;
     uint32_t s, t;
     std::memcpy(&s, d + 12, 4);
     std::memcpy(&t, d + 16, 4);
@@ -107,39 +133,59 @@ bool ParseTcp(int linktype, const uint8_t* d, size_t caplen, Packet* p) {
     l4 = ihl;
     l4_len = total - static_cast<uint32_t>(ihl);
   } else if (version == 6) {
-    if (n < 40) return false;
-    uint8_t next = d[6];
+    if (n < 40) return ParseResult::kMalformed;
     uint32_t payload = Be16(d + 4);
+    if (payload == 0) payload = static_cast<uint32_t>(std::min<size_t>(wire - 40, UINT32_MAX));
+    if (40 + size_t{payload} > wire) return ParseResult::kMalformed;
     p->src.addr = IpAddress::V6(d + 8).Canonical();
     p->dst.addr = IpAddress::V6(d + 24).Canonical();
+    uint8_t next = d[6];
     l4 = 40;
-    // Hop-by-hop, routing and destination options carry their own length.
-    for (int i = 0; i < 4 && (next == 0 || next == 43 || next == 60); ++i) {
-      if (n < l4 + 8) return false;
-      size_t len = (d[l4 + 1] + 1u) * 8;
+    // Hop-by-hop, routing, destination options and AH carry their own
+    // length; anything else (fragments, ESP, ...) is not followed.
+    for (int i = 0; i < 8; ++i) {
+      size_t len;
+      if (next == 0 || next == 43 || next == 60) {
+        if (n < l4 + 2) return ParseResult::kMalformed;
+        len = (d[l4 + 1] + 1u) * 8;
+      } else if (next == 51) {
+        if (n < l4 + 2) return ParseResult::kMalformed;
+        len = (d[l4 + 1] + 2u) * 4;
+      } else {
+        break;
+      }
+      if (payload < len) return ParseResult::kMalformed;
       next = d[l4];
       l4 += len;
-      if (payload < len) return false;
       payload -= static_cast<uint32_t>(len);
     }
-    if (next != 6) return false;
+    if (next != kIpProtoTcp) return ParseResult::kUnsupported;
     l4_len = payload;
   } else {
-    return false;
+    return ParseResult::kMalformed;
   }
-  if (n < l4 + 20) return false;
+  if (l4_len < 20 || n < l4 + 20) return ParseResult::kMalformed;
   const uint8_t* t = d + l4;
-  size_t thl = (t[12] >> 4) * 4u;
-  if (thl < 20 || l4_len < thl || n < l4 + thl) return false;
+  const size_t thl = (t[12] >> 4) * 4u;
+  if (thl < 20 || l4_len < thl || n < l4 + thl) return ParseResult::kMalformed;
   p->src.port = Be16(t);
   p->dst.port = Be16(t + 2);
   p->seq = Be32(t + 4);
   p->flags = t[13];
   p->payload_len = l4_len - static_cast<uint32_t>(thl);
-  size_t have = n - l4 - thl;
+  const size_t have = n - l4 - thl;  // may include link-layer padding
   p->payload = std::string_view(reinterpret_cast<const char*>(t + thl),
                                 std::min<size_t>(have, p->payload_len));
-  return true;
+  return have < p->payload_len ? ParseResult::kTruncatedTcp : ParseResult::kTcp;
+}
+
+Protocol FromInferred(__u32 proto) {
+  switch (proto) {
+    case REDMAP_PROTO_HTTP1:
+      return Protocol::kHttp1;
+    default:
+      return Protocol::kUnknown;
+  }
 }
 
 struct FlowKey {
@@ -160,54 +206,85 @@ bool Less(const Endpoint& x, const Endpoint& y) {
 
 class PcapSource::Reassembler {
  public:
-  Reassembler(EventSink* sink, Stats* stats) : sink_(sink), stats_(stats) {}
+  Reassembler(const Options& options, EventSink* sink, Stats* stats)
+      : options_(options), sink_(sink), stats_(stats) {}
 
   void OnPacket(const Packet& p, uint64_t ts) {
-    FlowKey key = Less(p.src, p.dst) ? FlowKey{p.src, p.dst} : FlowKey{p.dst, p.src};
+    const bool from_a = Less(p.src, p.dst);
+    const FlowKey key = from_a ? FlowKey{p.src, p.dst} : FlowKey{p.dst, p.src};
+    const bool syn = p.flags & kSyn;
     auto it = flows_.find(key);
+    if (it != flows_.end() && syn && !(p.flags & kAck) &&
+        IsNewIncarnation(it->second, from_a ? 0 : 1, p.seq)) {
+      // The 4-tuple reused for a new connection.
+      Close(it->second, ts);
+      flows_.erase(it);
+      it = flows_.end();
+    }
     if (it == flows_.end()) {
       // Only a SYN or data opens a flow: a bare ACK/FIN/RST is the tail of
       // one that ended (or that the capture never saw).
-      if (!(p.flags & kSyn) && p.payload_len == 0) return;
-      if (flows_.size() >= kMaxConnections) Evict();
-      it = flows_.emplace(key, Flow()).first;
-      it->second.index = next_index_++;
-      it->second.a = key.a;
-      it->second.b = key.b;
-      it->second.start_ns = ts;
-      order_.push_back(key);
+      if (!syn && p.payload_len == 0) return;
+      if (flows_.size() >= options_.max_connections) Evict();
+      it = flows_.try_emplace(key).first;
+      Flow& f = it->second;
+      f.index = next_index_++;
+      f.a = key.a;
+      f.b = key.b;
+      f.start_ns = f.last_ns = ts;
+      open_order_.push_back({key, f.index});
       stats_->connections++;
+      Compact();
     }
     Flow& f = it->second;
-    Dir& d = f.dirs[p.src == key.a ? 0 : 1];
-    if (p.flags & kSyn) {
-      // SYN starts the sequence space; its sender is the client unless it is a SYN-ACK.
-      d.init = true;
-      d.next = p.seq + 1;
+    const int di = from_a ? 0 : 1;
+    Dir& d = f.dirs[di];
+    if (f.closed) {
+      // Retransmissions and trailing ACKs after the end.
+      stats_->duplicate_bytes += p.payload_len;
+      return;
+    }
+    uint32_t data_seq = p.seq;
+    if (syn) {
+      data_seq++;  // SYN occupies one sequence number; data (fast open) follows
+      if (!d.syn) {
+        d.syn = true;
+        d.isn = p.seq;
+        if (!d.init) d.Start(data_seq);
+      }
+      // The SYN's sender is the client, the SYN-ACK's the server.
       if (!f.roles_known) {
         f.roles_known = true;
         f.client = (p.flags & kAck) ? p.dst : p.src;
         f.server = (p.flags & kAck) ? p.src : p.dst;
       }
-    } else if (p.payload_len > 0) {
+    }
+    if (p.payload_len > 0) {
       stats_->tcp_segments++;
-      Segment(f, d, p.src, p.seq, p.payload_len, p.payload, ts);
+      Segment(f, di, data_seq, p.payload_len, p.payload, ts);
     }
     if (p.flags & kRst) {
-      End(key, f, ts);
-    } else if (p.flags & kFin) {
-      d.fin = true;
-      if (f.dirs[0].fin && f.dirs[1].fin) End(key, f, ts);
+      Close(f, ts);
+      return;
     }
+    if ((p.flags & kFin) && !d.fin) {
+      if (!d.init) d.Start(data_seq);
+      d.fin = true;
+      d.fin_at = d.Unwrap(data_seq + p.payload_len);
+    }
+    // Ends when both directions delivered everything up to their FIN.
+    if (f.dirs[0].Finished() && f.dirs[1].Finished()) Close(f, ts);
   }
 
+  // End of capture: what is still open closes now.
   void Finish(uint64_t ts) {
-    for (auto& key : order_) {
+    for (const auto& [key, index] : open_order_) {
       auto it = flows_.find(key);
-      if (it != flows_.end()) Close(it->second, ts);
+      if (it != flows_.end() && it->second.index == index) Close(it->second, ts);
     }
     flows_.clear();
-    order_.clear();
+    open_order_.clear();
+    closed_order_.clear();
   }
 
  private:
@@ -216,139 +293,166 @@ class PcapSource::Reassembler {
     std::string known;
     uint64_t ts;
   };
+
   struct Dir {
     bool init = false;
+    bool syn = false;
     bool fin = false;
-    uint32_t next = 0;
-    std::map<uint32_t, Pending> ooo;  // keyed by seq; small, bounded by bytes
+    uint32_t isn = 0;
+    // Sequence numbers unwrapped to 64 bits (starting 2^32 up, so a step
+    // back from the first one stays positive): wrap-around is just counting.
+    uint64_t next = 0;    // next byte to emit
+    uint64_t fin_at = 0;  // where the FIN sits
+    std::map<uint64_t, Pending> ooo;
     size_t ooo_bytes = 0;
+
+    void Start(uint32_t seq) {
+      init = true;
+      next = (uint64_t{1} << 32) + seq;
+    }
+    uint64_t Unwrap(uint32_t seq) const {
+      return next + static_cast<int64_t>(static_cast<int32_t>(seq - static_cast<uint32_t>(next)));
+    }
+    bool Finished() const { return fin && next >= fin_at; }
   };
+
   struct Flow {
     uint64_t index = 0;
     uint64_t start_ns = 0;
-    Endpoint a, b;  // the flow key's endpoints
+    uint64_t last_ns = 0;  // latest timestamp emitted: keeps a connection's events monotonic
+    Endpoint a, b;         // the flow key's endpoints; dirs[0] is a -> b
     bool roles_known = false;
-    int proto = 0;  // 0 not yet, 1 classified, 2 not ours
     Endpoint client, server;
+    Protocol protocol = Protocol::kUnknown;  // set by the first payload
+    bool ignored = false;                    // first payload was not a known protocol
+    bool closed = false;                     // kept as a tombstone for late packets
     Dir dirs[2];
-    bool closed = false;
   };
 
-  static int32_t Diff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
+  struct OrderEntry {
+    FlowKey key;
+    uint64_t index;
+  };
 
-  void Segment(Flow& f, Dir& d, const Endpoint& from, uint32_t seq, uint32_t len,
-               std::string_view known, uint64_t ts) {
-    if (f.proto == 2) return;
-    if (!d.init) {
-      d.init = true;
-      d.next = seq;
-    }
-    int32_t ahead = Diff(seq, d.next);
-    if (ahead < 0) {
-      uint32_t behind = static_cast<uint32_t>(-static_cast<int64_t>(ahead));
-      if (behind >= len) {
-        stats_->duplicate_bytes += len;
-        return;
-      }
-      stats_->duplicate_bytes += behind;
-      seq += behind;
-      len -= behind;
-      known = known.size() > behind ? known.substr(behind) : std::string_view();
-      ahead = 0;
-    }
-    if (ahead > 0) {
-      stats_->out_of_order++;
-      if (d.ooo_bytes + len > kMaxOutOfOrderBytes) {
-        // Waited long enough for the hole: accept it as a gap.
-        d.ooo.emplace(seq, Pending{len, std::string(known), ts});
-        d.ooo_bytes += len;
-        auto first = d.ooo.begin();
-        stats_->gap_bytes += static_cast<uint32_t>(Diff(first->first, d.next));
-        d.next = first->first;
-        Drain(f, d, from);
-        return;
-      }
-      auto [it, inserted] = d.ooo.emplace(seq, Pending{len, std::string(known), ts});
-      if (inserted) d.ooo_bytes += len;
+  static bool IsNewIncarnation(const Flow& f, int di, uint32_t seq) {
+    if (f.closed) return true;
+    const Dir& d = f.dirs[di];
+    if (d.syn) return d.isn != seq;  // same ISN: a retransmitted SYN
+    return d.init;                   // the old one was seen mid-stream
+  }
+
+  void Segment(Flow& f, int di, uint32_t seq, uint32_t len, std::string_view known, uint64_t ts) {
+    Dir& d = f.dirs[di];
+    if (!d.init) d.Start(seq);  // no SYN seen: the stream starts here
+    uint64_t pos = d.Unwrap(seq);
+    if (f.ignored) {  // only follow the position, to see where it ends
+      d.next = std::max(d.next, pos + len);
       return;
     }
-    Emit(f, from, seq, len, known, ts);
-    d.next = seq + len;
-    Drain(f, d, from);
+    if (pos + len <= d.next) {
+      stats_->duplicate_bytes += len;
+      return;
+    }
+    if (pos < d.next) {  // overlaps what was emitted: keep the new tail
+      const uint64_t behind = d.next - pos;
+      stats_->duplicate_bytes += behind;
+      pos = d.next;
+      len -= static_cast<uint32_t>(behind);
+      known.remove_prefix(std::min<size_t>(behind, known.size()));
+    }
+    if (pos > d.next) {
+      stats_->out_of_order++;
+      auto [it, inserted] = d.ooo.try_emplace(pos, Pending{len, std::string(known), ts});
+      if (!inserted) {
+        // Same start retransmitted: keep the longer one.
+        if (it->second.len >= len) {
+          stats_->duplicate_bytes += len;
+          return;
+        }
+        stats_->duplicate_bytes += it->second.len;
+        d.ooo_bytes -= it->second.len;
+        it->second = Pending{len, std::string(known), ts};
+      }
+      d.ooo_bytes += len;
+      // Waited long enough for the hole: accept it as lost.
+      while (d.ooo_bytes > options_.max_out_of_order_bytes && !d.ooo.empty()) SkipHole(f, di);
+      return;
+    }
+    Emit(f, di, pos, len, known, ts);
+    d.next = pos + len;
+    Drain(f, di);
   }
 
-  void Drain(Flow& f, Dir& d, const Endpoint& from) {
+  // Emits buffered segments that now continue the stream.
+  void Drain(Flow& f, int di) {
+    Dir& d = f.dirs[di];
     while (!d.ooo.empty()) {
-      // The map orders by raw seq; find the entry that continues the stream.
-      auto it = d.ooo.find(d.next);
-      if (it == d.ooo.end()) {
-        // Drop entries entirely behind, stop at a hole.
-        bool progressed = false;
-        for (auto j = d.ooo.begin(); j != d.ooo.end();) {
-          if (Diff(j->first + j->second.len, d.next) <= 0) {
-            d.ooo_bytes -= j->second.len;
-            stats_->duplicate_bytes += j->second.len;
-            j = d.ooo.erase(j);
-          } else if (Diff(j->first, d.next) < 0) {
-            // Overlaps the front: trim and re-file.
-            uint32_t behind = static_cast<uint32_t>(Diff(d.next, j->first));
-            Pending p = std::move(j->second);
-            d.ooo_bytes -= p.len;
-            j = d.ooo.erase(j);
-            p.len -= behind;
-            p.known = p.known.size() > behind ? p.known.substr(behind) : std::string();
-            d.ooo_bytes += p.len;
-            d.ooo.emplace(d.next, std::move(p));
-            progressed = true;
-            break;
-          } else {
-            ++j;
-          }
-        }
-        if (!progressed) return;
-        continue;
+      auto it = d.ooo.begin();
+      const uint64_t pos = it->first;
+      if (pos > d.next) return;  // still a hole
+      Pending& p = it->second;
+      const uint64_t end = pos + p.len;
+      if (end <= d.next) {
+        stats_->duplicate_bytes += p.len;
+      } else {
+        const uint64_t behind = d.next - pos;
+        stats_->duplicate_bytes += behind;
+        std::string_view known = p.known;
+        known.remove_prefix(std::min<size_t>(behind, known.size()));
+        Emit(f, di, d.next, static_cast<uint32_t>(end - d.next), known, p.ts);
+        d.next = end;
       }
-      Pending p = std::move(it->second);
-      d.ooo.erase(it);
       d.ooo_bytes -= p.len;
-      Emit(f, from, d.next, p.len, p.known, p.ts);
-      d.next += p.len;
+      d.ooo.erase(it);
     }
   }
 
-  void Emit(Flow& f, const Endpoint& from, uint32_t seq, uint32_t len, std::string_view known,
-            uint64_t ts) {
-    if (f.proto == 2 || f.closed) return;
-    if (f.proto == 0) {
+  void SkipHole(Flow& f, int di) {
+    Dir& d = f.dirs[di];
+    const uint64_t first = d.ooo.begin()->first;
+    if (first > d.next) {
+      stats_->gap_bytes += first - d.next;
+      d.next = first;
+    }
+    Drain(f, di);
+  }
+
+  void Emit(Flow& f, int di, uint64_t pos, uint32_t len, std::string_view known, uint64_t ts) {
+    if (f.ignored) return;
+    const Endpoint& from = di == 0 ? f.a : f.b;
+    if (f.protocol == Protocol::kUnknown) {
+      // Classify exactly as the kernel does, on the connection's first bytes.
       __u32 is_request = 0;
-      __u32 proto = redmap_infer_protocol(reinterpret_cast<const __u8*>(known.data()),
-                                          static_cast<__u32>(known.size()), &is_request);
-      if (proto == REDMAP_PROTO_UNKNOWN) {
-        f.proto = 2;
+      const __u32 inferred = redmap_infer_protocol(
+          reinterpret_cast<const __u8*>(known.data()),
+          static_cast<__u32>(std::min<size_t>(known.size(), REDMAP_INFER_BYTES)), &is_request);
+      f.protocol = FromInferred(inferred);
+      if (f.protocol == Protocol::kUnknown) {
+        f.ignored = true;
         stats_->unclassified_connections++;
         return;
       }
-      f.proto = 1;
       if (!f.roles_known) {
         // No SYN in the capture: whoever sends the first request is the client.
-        const Endpoint& other = from == f.a ? f.b : f.a;
+        const Endpoint& other = di == 0 ? f.b : f.a;
         f.roles_known = true;
         f.client = is_request ? from : other;
         f.server = is_request ? other : from;
       }
     }
+    f.last_ns = std::max(f.last_ns, ts);
     stats_->payload_bytes += len;
     const bool from_client = from == f.client;
-    for (int view = 0; view < 2; ++view) {  // 0: client process, 1: server process
+    for (int view = 0; view < 2; ++view) {  // 0: the client process, 1: the server process
       const bool server_view = view == 1;
       DataEvent e;
       e.conn = ConnKey{0, static_cast<int32_t>(2 * f.index + view), f.start_ns};
-      e.protocol = Protocol::kHttp1;
+      e.protocol = f.protocol;
       e.role = server_view ? Role::kServer : Role::kClient;
-      e.direction = (from_client != server_view) ? Direction::kEgress : Direction::kIngress;
-      e.enter_ns = e.exit_ns = ts;
+      e.direction = from_client != server_view ? Direction::kEgress : Direction::kIngress;
+      e.enter_ns = e.exit_ns = f.last_ns;
       e.byte_count = len;
-      e.tcp_seq = seq;
+      e.tcp_seq = static_cast<uint32_t>(pos);
       e.has_tcp_seq = true;
       e.local = server_view ? f.server : f.client;
       e.remote = server_view ? f.client : f.server;
@@ -357,78 +461,114 @@ class PcapSource::Reassembler {
     }
   }
 
+  // Ends a connection: what is still buffered behind a hole is delivered
+  // (the hole was lost by the capture, not by the programs), then both views
+  // close. The flow stays as a tombstone so late retransmissions do not open
+  // a new one.
   void Close(Flow& f, uint64_t ts) {
     if (f.closed) return;
+    for (int di = 0; di < 2; ++di) {
+      while (!f.dirs[di].ooo.empty()) SkipHole(f, di);
+    }
     f.closed = true;
-    if (f.proto != 1) return;
+    closed_order_.push_back({FlowKey{f.a, f.b}, f.index});
+    if (f.ignored || f.protocol == Protocol::kUnknown) return;
+    f.last_ns = std::max(f.last_ns, ts);
     for (int view = 0; view < 2; ++view) {
       CloseEvent c;
       c.conn = ConnKey{0, static_cast<int32_t>(2 * f.index + view), f.start_ns};
-      c.ts_ns = ts;
+      c.ts_ns = f.last_ns;
       sink_->OnClose(c);
     }
   }
 
-  void End(const FlowKey& key, Flow& f, uint64_t ts) {
-    Close(f, ts);
-    flows_.erase(key);  // order_ entry is skipped when found missing
-  }
-
+  // Makes room for one flow: the oldest tombstone, else the oldest live one.
   void Evict() {
-    while (!order_.empty()) {
-      FlowKey key = order_.front();
-      order_.pop_front();
-      auto it = flows_.find(key);
-      if (it == flows_.end()) continue;
-      Close(it->second, it->second.start_ns);
-      flows_.erase(it);
-      return;
+    for (bool want_closed : {true, false}) {
+      std::deque<OrderEntry>& order = want_closed ? closed_order_ : open_order_;
+      while (!order.empty()) {
+        const OrderEntry e = order.front();
+        order.pop_front();
+        auto it = flows_.find(e.key);
+        if (it == flows_.end() || it->second.index != e.index || it->second.closed != want_closed) {
+          continue;  // stale: replaced, or moved to the closed list
+        }
+        if (!want_closed) {
+          stats_->evicted_connections++;
+          Close(it->second, it->second.last_ns);
+        }
+        flows_.erase(it);
+        return;
+      }
     }
   }
 
+  // Stale order entries pile up as connections close; keep them proportional
+  // to the table.
+  void Compact() {
+    const size_t limit = 2 * flows_.size() + 64;
+    for (std::deque<OrderEntry>* order : {&open_order_, &closed_order_}) {
+      if (order->size() <= limit) continue;
+      const bool want_closed = order == &closed_order_;
+      std::erase_if(*order, [&](const OrderEntry& e) {
+        auto it = flows_.find(e.key);
+        return it == flows_.end() || it->second.index != e.index ||
+               it->second.closed != want_closed;
+      });
+    }
+  }
+
+  const Options& options_;
   EventSink* sink_;
   Stats* stats_;
   absl::flat_hash_map<FlowKey, Flow> flows_;
-  std::deque<FlowKey> order_;
+  std::deque<OrderEntry> open_order_;    // by first packet
+  std::deque<OrderEntry> closed_order_;  // by close
   uint64_t next_index_ = 0;
 };
 
-absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::FromHandle(pcap_t* p,
-                                                                   const std::string& name) {
-  std::unique_ptr<PcapSource> s(new PcapSource());
-  s->pcap_ = p;
-  s->name_ = name;
-  s->linktype_ = pcap_datalink(p);
-  switch (s->linktype_) {
-    case DLT_EN10MB:
-    case DLT_LINUX_SLL:
-    case kLinkSll2:
-    case DLT_NULL:
-    case DLT_LOOP:
-    case DLT_RAW:
-    case kLinkIpv4:
-    case kLinkIpv6:
-    case 101:
-      return s;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": unsupported link type ", s->linktype_, " (",
-                       pcap_datalink_val_to_name(s->linktype_) ? pcap_datalink_val_to_name(s->linktype_)
-                                                               : "unknown",
-                       "); supported: Ethernet, Linux cooked v1/v2, raw IP, loopback"));
+PcapSource::PcapSource(pcap_t* pcap, std::string name, const Options& options)
+    : pcap_(pcap), name_(std::move(name)), options_(options), linktype_(pcap_datalink(pcap)) {}
+
+PcapSource::~PcapSource() {
+  pcap_close(pcap_);  // also closes a FILE handed to pcap
+}
+
+absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::FromHandle(pcap_t* pcap, std::string name,
+                                                                   const Options& options) {
+  std::unique_ptr<PcapSource> s(new PcapSource(pcap, std::move(name), options));
+  if (!LinkTypeSupported(s->linktype_)) {
+    const char* link_name = pcap_datalink_val_to_name(s->linktype_);
+    return absl::InvalidArgumentError(absl::StrCat(
+        s->name_, ": unsupported link type ", s->linktype_, " (",
+        link_name != nullptr ? link_name : "unknown",
+        "); supported: Ethernet, Linux cooked v1/v2 (-i any), raw IPv4/IPv6, BSD loopback"));
   }
+  return s;
 }
 
 absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::Open(const std::string& path) {
+  return Open(path, Options{});
+}
+
+absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::Open(const std::string& path,
+                                                             const Options& options) {
   char err[PCAP_ERRBUF_SIZE] = {};
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  pcap_t* p =
+      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
   if (p == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read capture ", path, ": ", err));
   }
-  return FromHandle(p, path);
+  return FromHandle(p, path, options);
 }
 
 absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenBuffer(const void* data, size_t size) {
+  return OpenBuffer(data, size, Options{});
+}
+
+absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenBuffer(const void* data, size_t size,
+                                                                   const Options& options) {
+  if (size == 0) return absl::InvalidArgumentError("cannot read capture: empty buffer");
   FILE* f = fmemopen(const_cast<void*>(data), size, "rb");
   if (f == nullptr) return absl::InternalError("fmemopen failed");
   char err[PCAP_ERRBUF_SIZE] = {};
@@ -437,30 +577,37 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenBuffer(const void* d
     fclose(f);
     return absl::InvalidArgumentError(absl::StrCat("cannot read capture: ", err));
   }
-  auto s = FromHandle(p, "<memory>");
-  return s;
-}
-
-PcapSource::~PcapSource() {
-  if (pcap_ != nullptr) pcap_close(pcap_);  // also closes a FILE handed to pcap
+  return FromHandle(p, "<memory>", options);
 }
 
 absl::Status PcapSource::Run(EventSink* sink, const std::atomic<bool>& stop) {
-  Reassembler r(sink, &stats_);
+  Reassembler r(options_, sink, &stats_);
   pcap_pkthdr* hdr;
   const u_char* data;
   uint64_t last_ts = 0;
-  int rc;
-  while (!stop.load(std::memory_order_relaxed) && (rc = pcap_next_ex(pcap_, &hdr, &data)) >= 0) {
-    if (rc == 0) continue;
+  int rc = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    rc = pcap_next_ex(pcap_, &hdr, &data);
+    if (rc < 0) break;
+    if (rc == 0) continue;  // live captures only
     stats_.packets++;
-    const uint64_t ts = static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000ull +
-                        static_cast<uint64_t>(hdr->ts.tv_usec);  // ns: nano precision
+    // Nanosecond precision: tv_usec holds nanoseconds.
+    const uint64_t ts = static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000u +
+                        static_cast<uint64_t>(hdr->ts.tv_usec);
     last_ts = std::max(last_ts, ts);
     Packet p;
-    if (!ParseTcp(linktype_, data, hdr->caplen, &p)) {
-      stats_.unsupported_packets++;
-      continue;
+    switch (ParsePacket(linktype_, data, hdr->caplen, std::max(hdr->len, hdr->caplen), &p)) {
+      case ParseResult::kUnsupported:
+        stats_.unsupported_packets++;
+        continue;
+      case ParseResult::kMalformed:
+        stats_.malformed_packets++;
+        continue;
+      case ParseResult::kTruncatedTcp:
+        stats_.truncated_packets++;
+        break;
+      case ParseResult::kTcp:
+        break;
     }
     r.OnPacket(p, ts);
   }

@@ -1,13 +1,18 @@
 #include "aggregators/pipeline.h"
 
+#include <cmath>
 #include <vector>
 
 #include "aggregators/metadata/process_info.h"
 #include "aggregators/metadata/target_info.h"
 
 namespace redmap {
+namespace {
 
-// Hands every span to each registered sink.
+// Housekeeping (idle connections, idle series) at most this often.
+constexpr uint64_t kHousekeepingEveryNs = 1000ull * 1000 * 1000;
+
+// Hands every span to each registered sink, in registration order.
 class FanOut : public SpanSink {
  public:
   void Add(SpanSink* s) { sinks_.push_back(s); }
@@ -19,31 +24,34 @@ class FanOut : public SpanSink {
   std::vector<SpanSink*> sinks_;
 };
 
+}  // namespace
+
 class Pipeline::Impl {
  public:
   explicit Impl(const PipelineOptions& options)
       : options_(options),
         self_(std::make_shared<SelfMetrics>()),
-        red_(std::make_shared<RedAggregator>(
-            options.red,
-            [this](const Span& s) {
-              if (!options_.resolve_processes) {
-                return std::string(kUnknownService);
-              }
-              return processes_.ServiceName(s.conn.tgid, s.end_ns, s.process_name);
-            })),
+        red_(std::make_shared<RedAggregator>(options.red,
+                                             [this](const Span& s) { return ServiceName(s); })),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
     fanout_.Add(red_.get());
   }
 
-  PipelineOptions options_;
+  std::string ServiceName(const Span& s) {
+    if (s.conn.tgid == 0) return kUnknownService;  // replay: no process
+    if (!options_.resolve_processes) return ServiceNameFromComm(s.process_name);
+    return processes_.ServiceName(s.conn.tgid, s.end_ns, s.process_name);
+  }
+
+  const PipelineOptions options_;
   ProcessResolver processes_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TargetInfo> target_info_;
   FanOut fanout_;
-  ConnTracker tracker_;
+  ConnTracker tracker_;  // declared last: destroyed first, while its sinks live
+  bool housekept_ = false;
   uint64_t last_housekeeping_ns_ = 0;
 };
 
@@ -51,12 +59,18 @@ Pipeline::Pipeline() = default;
 Pipeline::~Pipeline() = default;
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineOptions& options) {
+  // Config validation owns the user-facing messages; this guards the
+  // invariants the aggregator relies on when a Pipeline is built directly.
   if (options.red.buckets.empty()) return absl::InvalidArgumentError("red.buckets is empty");
-  for (size_t i = 1; i < options.red.buckets.size(); ++i) {
-    if (!(options.red.buckets[i] > options.red.buckets[i - 1])) {
+  for (size_t i = 0; i < options.red.buckets.size(); ++i) {
+    if (!std::isfinite(options.red.buckets[i])) {
+      return absl::InvalidArgumentError("red.buckets must be finite");
+    }
+    if (i > 0 && !(options.red.buckets[i] > options.red.buckets[i - 1])) {
       return absl::InvalidArgumentError("red.buckets must be strictly increasing");
     }
   }
+  if (options.red.max_series == 0) return absl::InvalidArgumentError("red.max_series is 0");
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->impl_ = std::make_unique<Impl>(options);
   return p;
@@ -73,11 +87,17 @@ void Pipeline::OnClose(const CloseEvent& event) {
 }
 
 void Pipeline::Tick(uint64_t now_ns) {
-  constexpr uint64_t kEvery = 1000ull * 1000 * 1000;
-  if (now_ns - impl_->last_housekeeping_ns_ < kEvery) return;
-  impl_->last_housekeeping_ns_ = now_ns;
-  impl_->tracker_.ExpireIdle(now_ns);
-  impl_->red_->Expire(now_ns);
+  Impl& s = *impl_;
+  // Cheap when called per poll: one compare. A clock that went backwards
+  // (a new capture) restarts the interval instead of stalling it.
+  if (s.housekept_ && now_ns >= s.last_housekeeping_ns_ &&
+      now_ns - s.last_housekeeping_ns_ < kHousekeepingEveryNs) {
+    return;
+  }
+  s.housekept_ = true;
+  s.last_housekeeping_ns_ = now_ns;
+  s.tracker_.ExpireIdle(now_ns);
+  s.red_->Expire(now_ns);
 }
 
 void Pipeline::Flush() { impl_->tracker_.Flush(); }

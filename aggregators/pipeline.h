@@ -23,7 +23,10 @@ namespace redmap {
 struct PipelineOptions {
   ConnTrackerOptions conntrack;
   RedOptions red;
-  // Resolve service_name from /proc (false in replay: no processes there).
+  // Resolve service_name from /proc (see metadata/process_info.h). When
+  // false (replay) no /proc is read: a span's process is named by the comm
+  // the kernel reported. Spans without a process (tgid 0, e.g. from a
+  // capture) are always "unknown_service".
   bool resolve_processes = true;
 };
 
@@ -34,7 +37,8 @@ class Pipeline : public EventSink {
 
   void OnData(const DataEvent& event) override;
   void OnClose(const CloseEvent& event) override;
-  // Periodic housekeeping from the source thread: idle connections, gauges.
+  // Periodic housekeeping from the source thread: idle connections and idle
+  // series, at most once per second of now_monotonic_ns (call it freely).
   void Tick(uint64_t now_monotonic_ns);
   // End of input (replay): complete what can be completed.
   void Flush();

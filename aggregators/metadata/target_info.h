@@ -11,7 +11,12 @@
 
 namespace redmap {
 
+// The build may define REDMAP_VERSION (e.g. from git describe).
+#ifdef REDMAP_VERSION
+inline constexpr char kRedmapVersion[] = REDMAP_VERSION;
+#else
 inline constexpr char kRedmapVersion[] = "0.1.0";
+#endif
 
 class TargetInfo : public prometheus::Collectable {
  public:

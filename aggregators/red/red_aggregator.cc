@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
+#include <atomic>
+#include <charconv>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregators/red/route_normalizer.h"
@@ -24,36 +25,70 @@ using prometheus::MetricType;
 
 constexpr char kOverflow[] = "__overflow__";
 constexpr char kSep = '\x1f';  // cannot appear in a label value we produce
+constexpr size_t kMaxLabels = 6;
 
-const char* const kServerLabels[] = {"service_name", "http_request_method",
-                                     "http_response_status_code", "http_route"};
-const char* const kClientLabels[] = {"service_name",      "http_request_method",
-                                     "http_response_status_code", "http_route",
-                                     "server_address",    "server_port"};
+constexpr const char* kServerLabels[] = {"service_name", "http_request_method",
+                                         "http_response_status_code", "http_route"};
+constexpr const char* kClientLabels[] = {
+    "service_name", "http_request_method", "http_response_status_code",
+    "http_route",   "server_address",      "server_port"};
 
 // OpenTelemetry: known methods as-is, anything else "_OTHER" (bounded).
-absl::string_view NormalizeMethod(const std::string& m) {
-  static constexpr std::array<absl::string_view, 9> kKnown = {
+std::string_view NormalizeMethod(std::string_view m) {
+  static constexpr std::array<std::string_view, 9> kKnown = {
       "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-  for (absl::string_view k : kKnown)
+  for (std::string_view k : kKnown) {
     if (m == k) return k;
+  }
   return "_OTHER";
 }
 
+void AppendUint(uint64_t v, std::string* out) {
+  char buf[20];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out->append(buf, static_cast<size_t>(end - buf));
+}
+
+using Labels = std::vector<std::string>;
+
 struct Series {
-  std::vector<std::string> labels;
-  std::vector<uint64_t> buckets;  // per bucket (not cumulative); last is +Inf
+  // Immutable once made: Collect() shares it instead of copying strings.
+  std::shared_ptr<const Labels> labels;
+  std::vector<uint64_t> buckets;  // per bucket, not cumulative; last is +Inf
   double sum = 0;
   uint64_t count = 0;
   uint64_t last_ns = 0;
 };
 
-struct Family {
+struct FamilyDesc {
   const char* name;
   const char* help;
   const char* const* label_names;
   size_t label_count;
+};
+constexpr FamilyDesc kServerFamily = {
+    "http_server_request_duration_seconds",
+    "Duration of HTTP server requests, observed in the serving process.", kServerLabels,
+    std::size(kServerLabels)};
+constexpr FamilyDesc kClientFamily = {
+    "http_client_request_duration_seconds",
+    "Duration of HTTP client requests, observed in the calling process.", kClientLabels,
+    std::size(kClientLabels)};
+
+struct Family {
   absl::flat_hash_map<std::string, Series> series;
+  uint64_t overflowed = 0;
+};
+
+// What Collect() copies under the lock.
+struct FamilySnapshot {
+  struct Entry {
+    std::shared_ptr<const Labels> labels;
+    double sum;
+    uint64_t count;
+  };
+  std::vector<Entry> entries;
+  std::vector<uint64_t> buckets;  // entries.size() * (bounds + 1), per bucket
   uint64_t overflowed = 0;
 };
 
@@ -62,38 +97,31 @@ struct Family {
 class RedAggregator::Impl {
  public:
   Impl(const RedOptions& options, ServiceNameResolver resolver)
-      : options_(options), resolver_(std::move(resolver)) {
-    server_.name = "http_server_request_duration_seconds";
-    server_.help = "Duration of HTTP server requests, observed in the serving process.";
-    server_.label_names = kServerLabels;
-    server_.label_count = std::size(kServerLabels);
-    client_.name = "http_client_request_duration_seconds";
-    client_.help = "Duration of HTTP client requests, observed in the calling process.";
-    client_.label_names = kClientLabels;
-    client_.label_count = std::size(kClientLabels);
-  }
+      : options_(options), resolver_(std::move(resolver)) {}
 
   void OnSpan(const Span& span) {
     if (span.side != Role::kServer && span.side != Role::kClient) return;
     if (span.end_ns < span.start_ns) {
-      absl::MutexLock l(&mu_);
-      ++invalid_spans_;
+      invalid_spans_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
     const bool server = span.side == Role::kServer;
 
-    // Label values; the resolver may read /proc, so do it outside the lock.
+    // Label values into reused scratch strings; the resolver may read /proc,
+    // so all of this happens outside the lock.
     values_[0] = resolver_(span);
-    const absl::string_view method = NormalizeMethod(span.http.method);
+    const std::string_view method = NormalizeMethod(span.http.method);
     values_[1].assign(method.data(), method.size());
-    values_[2] = span.http.status > 0 ? std::to_string(span.http.status) : std::string();
-    values_[3] = NormalizeRoute(span.http.target);
-    size_t n = 4;
+    values_[2].clear();
+    if (span.http.status > 0) AppendUint(static_cast<uint64_t>(span.http.status), &values_[2]);
+    NormalizeRoute(span.http.target, &values_[3]);
+    size_t n = std::size(kServerLabels);
     if (!server) {
       values_[4] = span.server.addr.ToString();
-      values_[5] = std::to_string(span.server.port);
-      n = 6;
+      values_[5].clear();
+      AppendUint(span.server.port, &values_[5]);
+      n = std::size(kClientLabels);
     }
     key_.clear();
     for (size_t i = 0; i < n; ++i) {
@@ -108,57 +136,65 @@ class RedAggregator::Impl {
       if (f.series.size() >= options_.max_series) {
         ++f.overflowed;
         it = f.series.find(absl::string_view(kOverflow));
-        if (it == f.series.end()) {
-          it = Insert(f, kOverflow, std::vector<std::string>(n, kOverflow));
-        }
+        if (it == f.series.end()) it = Insert(f, kOverflow, Labels(n, kOverflow));
       } else {
-        it = Insert(f, key_, std::vector<std::string>(values_.begin(), values_.begin() + n));
+        it = Insert(f, key_, Labels(values_.begin(), values_.begin() + n));
       }
     }
     Observe(it->second, seconds, span.end_ns);
   }
 
   std::vector<MetricFamily> Collect() const {
-    std::vector<MetricFamily> out;
-    absl::MutexLock l(&mu_);
-    for (const Family* f : {&server_, &client_}) {
-      MetricFamily fam;
-      fam.name = f->name;
-      fam.help = f->help;
-      fam.type = MetricType::Histogram;
-      fam.metric.reserve(f->series.size());
-      for (const auto& [key, s] : f->series) {
-        ClientMetric m;
-        for (size_t i = 0; i < f->label_count; ++i) {
-          m.label.push_back({f->label_names[i], s.labels[i]});
-        }
-        m.histogram.sample_count = s.count;
-        m.histogram.sample_sum = s.sum;
-        uint64_t cumulative = 0;
-        for (size_t b = 0; b < s.buckets.size(); ++b) {
-          cumulative += s.buckets[b];
-          double le = b < options_.buckets.size() ? options_.buckets[b]
-                                                  : std::numeric_limits<double>::infinity();
-          m.histogram.bucket.push_back({cumulative, le});
-        }
-        fam.metric.push_back(std::move(m));
-      }
-      out.push_back(std::move(fam));
+    std::array<FamilySnapshot, 2> snaps;
+    {
+      absl::MutexLock l(&mu_);
+      Snapshot(server_, &snaps[0]);
+      Snapshot(client_, &snaps[1]);
     }
-
-    MetricFamily series{"redmap_series", "Live series per metric family.", MetricType::Gauge, {}};
-    MetricFamily limit{"redmap_series_limit", "Series cap per metric family (red.max_series).",
-                       MetricType::Gauge, {}};
+    const size_t nb = options_.buckets.size() + 1;
+    std::vector<MetricFamily> out;
+    out.reserve(7);
+    MetricFamily series{
+        "redmap_series", "Live series per RED metric family.", MetricType::Gauge, {}};
+    MetricFamily limit{"redmap_series_limit",
+                       "Series cap per RED metric family (red.max_series).",
+                       MetricType::Gauge,
+                       {}};
     MetricFamily overflow{"redmap_series_overflow_total",
                           "Observations that went to the overflow series because the family "
-                          "was at its cap.",
-                          MetricType::Counter, {}};
-    for (const Family* f : {&server_, &client_}) {
+                          "was at its series cap.",
+                          MetricType::Counter,
+                          {}};
+    for (size_t fi = 0; fi < snaps.size(); ++fi) {
+      const FamilyDesc& f = fi == 0 ? kServerFamily : kClientFamily;
+      const FamilySnapshot& snap = snaps[fi];
+      MetricFamily fam{f.name, f.help, MetricType::Histogram, {}};
+      fam.metric.resize(snap.entries.size());
+      for (size_t si = 0; si < snap.entries.size(); ++si) {
+        const FamilySnapshot::Entry& e = snap.entries[si];
+        ClientMetric& m = fam.metric[si];
+        m.label.reserve(f.label_count);
+        for (size_t i = 0; i < f.label_count; ++i) {
+          m.label.push_back({f.label_names[i], (*e.labels)[i]});
+        }
+        m.histogram.sample_count = e.count;
+        m.histogram.sample_sum = e.sum;
+        m.histogram.bucket.resize(nb);
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b < nb; ++b) {
+          cumulative += snap.buckets[si * nb + b];
+          m.histogram.bucket[b].cumulative_count = cumulative;
+          m.histogram.bucket[b].upper_bound =
+              b + 1 < nb ? options_.buckets[b] : std::numeric_limits<double>::infinity();
+        }
+      }
+      out.push_back(std::move(fam));
+
       ClientMetric s, c, o;
-      s.label = c.label = o.label = {{"family", f->name}};
-      s.gauge.value = static_cast<double>(f->series.size());
+      s.label = c.label = o.label = {{"family", f.name}};
+      s.gauge.value = static_cast<double>(snap.entries.size());
       c.gauge.value = static_cast<double>(options_.max_series);
-      o.counter.value = static_cast<double>(f->overflowed);
+      o.counter.value = static_cast<double>(snap.overflowed);
       series.metric.push_back(std::move(s));
       limit.metric.push_back(std::move(c));
       overflow.metric.push_back(std::move(o));
@@ -168,9 +204,10 @@ class RedAggregator::Impl {
     out.push_back(std::move(overflow));
     MetricFamily invalid{"redmap_spans_invalid_total",
                          "Spans dropped because they ended before they started.",
-                         MetricType::Counter, {}};
+                         MetricType::Counter,
+                         {}};
     ClientMetric iv;
-    iv.counter.value = static_cast<double>(invalid_spans_);
+    iv.counter.value = static_cast<double>(invalid_spans_.load(std::memory_order_relaxed));
     invalid.metric.push_back(std::move(iv));
     out.push_back(std::move(invalid));
     return out;
@@ -193,10 +230,9 @@ class RedAggregator::Impl {
  private:
   using Iter = absl::flat_hash_map<std::string, Series>::iterator;
 
-  Iter Insert(Family& f, absl::string_view key, std::vector<std::string> labels)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  Iter Insert(Family& f, absl::string_view key, Labels labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Series s;
-    s.labels = std::move(labels);
+    s.labels = std::make_shared<const Labels>(std::move(labels));
     s.buckets.assign(options_.buckets.size() + 1, 0);
     return f.series.emplace(std::string(key), std::move(s)).first;
   }
@@ -210,17 +246,27 @@ class RedAggregator::Impl {
     s.last_ns = std::max(s.last_ns, now_ns);
   }
 
+  void Snapshot(const Family& f, FamilySnapshot* out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    out->overflowed = f.overflowed;
+    out->entries.reserve(f.series.size());
+    out->buckets.reserve(f.series.size() * (options_.buckets.size() + 1));
+    for (const auto& [key, s] : f.series) {
+      out->entries.push_back({s.labels, s.sum, s.count});
+      out->buckets.insert(out->buckets.end(), s.buckets.begin(), s.buckets.end());
+    }
+  }
+
   const RedOptions options_;
   ServiceNameResolver resolver_;
   // Scratch for the span being aggregated (source thread only): no
   // allocation per span once warmed up.
-  std::array<std::string, 6> values_;
+  std::array<std::string, kMaxLabels> values_;
   std::string key_;
+  std::atomic<uint64_t> invalid_spans_{0};
 
   mutable absl::Mutex mu_;
   Family server_ ABSL_GUARDED_BY(mu_);
   Family client_ ABSL_GUARDED_BY(mu_);
-  uint64_t invalid_spans_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver resolver)

@@ -4,9 +4,17 @@
 //       http_response_status_code, http_route}            (side == kServer)
 //   http_client_request_duration_seconds{... + server_address, server_port}
 //                                                         (side == kClient)
-// Series are capped per family (beyond the cap: one overflow series, and
-// redmap_series_overflow_total counts what went there) and expire after
-// series_ttl_ns without updates. Collect() snapshots under a short lock.
+// Label values: method as-is if it is one of the nine RFC 9110/5789 methods,
+// else "_OTHER"; status code as a string, "" when the span has none (an
+// empty label is an absent one, as OpenTelemetry leaves the attribute out);
+// http_route from NormalizeRoute(); service_name from the resolver.
+// Buckets are cumulative with inclusive upper bounds (le), +Inf == count.
+// Series are capped per family (beyond the cap: one overflow series whose
+// labels are all "__overflow__", and redmap_series_overflow_total counts what
+// went there) and expire after series_ttl_ns without updates, measured on
+// the spans' own clock (end_ns) against Expire()'s now_ns.
+// Threads: OnSpan and Expire from the source's thread; Collect from any
+// thread, it copies counts under a short lock and builds families outside.
 #ifndef REDMAP_AGGREGATORS_RED_RED_AGGREGATOR_H_
 #define REDMAP_AGGREGATORS_RED_RED_AGGREGATOR_H_
 

@@ -3,10 +3,15 @@
 namespace redmap {
 namespace {
 
+constexpr std::string_view kInvalid = "{invalid}";
+constexpr std::string_view kRest = "/{*}";
+
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool IsTokenChar(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+bool IsTokenChar(char c) { return IsDigit(c) || IsAlpha(c) || c == '_' || c == '-'; }
+bool IsPrintable(char c) {
+  return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
 }
 
 bool IsUuid(std::string_view s) {
@@ -18,8 +23,19 @@ bool IsUuid(std::string_view s) {
   return true;
 }
 
-std::string_view Placeholder(std::string_view seg) {
+// RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), kept short.
+bool IsScheme(std::string_view s) {
+  if (s.empty() || s.size() > 16 || !IsAlpha(s[0])) return false;
+  for (char c : s) {
+    if (!IsAlpha(c) && !IsDigit(c) && c != '+' && c != '-' && c != '.') return false;
+  }
+  return true;
+}
+
+// The placeholder for seg, or seg itself when it looks like a route name.
+std::string_view Classify(std::string_view seg) {
   if (seg.empty()) return seg;
+  if (seg.size() > kMaxRouteSegmentBytes) return "{token}";
   bool all_digits = true, all_hex = true, all_token = true;
   size_t digits = 0;
   for (char c : seg) {
@@ -32,45 +48,92 @@ std::string_view Placeholder(std::string_view seg) {
   if (IsUuid(seg)) return "{uuid}";
   if (all_hex && seg.size() >= 16) return "{hex}";
   if (all_token && seg.size() >= 20 && digits >= 4) return "{token}";
-  if (seg.size() > kMaxRouteSegmentBytes) return "{token}";
   return seg;
+}
+
+// Appends the normalized form of one segment (without its leading '/').
+void AppendSegment(std::string_view seg, std::string* out) {
+  seg = seg.substr(0, seg.find(';'));  // matrix params: ;jsessionid=...
+  std::string_view p = Classify(seg);
+  if (p.data() != seg.data()) {
+    *out += p;
+    return;
+  }
+  // A kept "name.ext" may still be an id with an extension (123.png).
+  size_t dot = seg.rfind('.');
+  if (dot != std::string_view::npos && dot > 0) {
+    std::string_view ext = seg.substr(dot + 1);
+    bool short_ext = !ext.empty() && ext.size() <= 8;
+    for (char c : ext) short_ext &= IsDigit(c) || IsAlpha(c);
+    if (short_ext) {
+      std::string_view stem = seg.substr(0, dot);
+      std::string_view sp = Classify(stem);
+      if (sp.data() != stem.data()) {
+        *out += sp;
+        *out += '.';
+        *out += ext;
+        return;
+      }
+    }
+  }
+  *out += seg;
 }
 
 }  // namespace
 
-std::string NormalizeRoute(std::string_view target) {
-  if (target == "*") return "*";
-  // Absolute form (proxies): scheme://authority/path
-  if (size_t scheme = target.find("://"); scheme != std::string_view::npos && scheme < 10) {
+void NormalizeRoute(std::string_view target, std::string* out) {
+  out->clear();
+  if (target == "*") {
+    *out = "*";
+    return;
+  }
+  // Query and fragment never name a route.
+  target = target.substr(0, target.find_first_of("?#"));
+  if (!target.empty() && target[0] != '/') {
+    // Absolute form (requests to proxies): scheme://authority[/path].
+    size_t scheme = target.find("://");
+    if (scheme == std::string_view::npos || !IsScheme(target.substr(0, scheme))) {
+      *out = kInvalid;
+      return;
+    }
     size_t path = target.find('/', scheme + 3);
-    target = path == std::string_view::npos ? std::string_view("/") : target.substr(path);
+    target = path == std::string_view::npos ? std::string_view() : target.substr(path);
   }
-  size_t end = target.find_first_of("?#");
-  std::string_view path = target.substr(0, end);
-  for (char c : path) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
-      return "{invalid}";
+  if (target.empty()) {
+    *out = "/";
+    return;
+  }
+  for (char c : target) {
+    if (!IsPrintable(c)) {
+      *out = kInvalid;
+      return;
     }
   }
-  if (path.empty() || path[0] != '/') return path.empty() ? "/" : "{invalid}";
 
-  std::string out;
-  out.reserve(path.size());
   size_t segments = 0;
-  size_t i = 1;
+  size_t i = 1;  // target[0] == '/'
   while (true) {
-    size_t slash = path.find('/', i);
+    size_t slash = target.find('/', i);
     std::string_view seg =
-        path.substr(i, slash == std::string_view::npos ? std::string_view::npos : slash - i);
-    if (++segments > kMaxRouteSegments) {
-      out += "/{*}";
-      break;
+        target.substr(i, slash == std::string_view::npos ? std::string_view::npos : slash - i);
+    const size_t before = out->size();
+    if (segments < kMaxRouteSegments) {
+      *out += '/';
+      AppendSegment(seg, out);
     }
-    out += '/';
-    out += Placeholder(seg);
-    if (slash == std::string_view::npos) break;
+    if (segments++ >= kMaxRouteSegments || out->size() > kMaxRouteBytes) {
+      out->resize(before);
+      *out += kRest;
+      return;
+    }
+    if (slash == std::string_view::npos) return;
     i = slash + 1;
   }
+}
+
+std::string NormalizeRoute(std::string_view target) {
+  std::string out;
+  NormalizeRoute(target, &out);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "aggregators/self/self_metrics.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "prometheus/client_metric.h"
@@ -29,6 +30,18 @@ MetricFamily Family(std::string name, std::string help, MetricType type) {
   f.help = std::move(help);
   f.type = type;
   return f;
+}
+
+KernelStats Add(const KernelStats& a, const KernelStats& b) {
+  return {a.ringbuf_drops + b.ringbuf_drops, a.events + b.events,
+          a.conn_unclassified + b.conn_unclassified, a.conn_classified + b.conn_classified,
+          a.read_failed + b.read_failed};
+}
+
+KernelStats Max(const KernelStats& a, const KernelStats& b) {
+  return {std::max(a.ringbuf_drops, b.ringbuf_drops), std::max(a.events, b.events),
+          std::max(a.conn_unclassified, b.conn_unclassified),
+          std::max(a.conn_classified, b.conn_classified), std::max(a.read_failed, b.read_failed)};
 }
 
 }  // namespace
@@ -63,6 +76,10 @@ void SelfMetrics::ObserveScrapeDuration(double seconds) {
 
 void SelfMetrics::SetKernelStatsReader(std::function<KernelStats()> reader) {
   absl::MutexLock l(&mu_);
+  kernel_base_ = Add(kernel_base_, kernel_last_);
+  kernel_last_ = KernelStats{};
+  kernel_seen_ = kernel_seen_ || reader != nullptr;
+  ++kernel_generation_;
   kernel_reader_ = std::move(reader);
 }
 
@@ -78,30 +95,47 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
   std::map<std::string, bool> probes;
   double last_scrape, scrape_sum;
   uint64_t scrapes;
+  uint64_t generation;
   {
     absl::MutexLock l(&mu_);
     kernel_reader = kernel_reader_;
+    generation = kernel_generation_;
     fill_reader = fill_reader_;
     probes = probes_;
     last_scrape = last_scrape_seconds_;
     scrape_sum = scrape_seconds_sum_;
     scrapes = scrapes_;
   }
+  KernelStats now;
+  if (kernel_reader) now = kernel_reader();
   KernelStats kernel;
-  if (kernel_reader) kernel = kernel_reader();
+  bool kernel_seen;
+  {
+    absl::MutexLock l(&mu_);
+    // Only fold in what the reader that is still installed returned: a
+    // reader replaced while we called it must not count twice.
+    if (kernel_reader && generation == kernel_generation_) {
+      kernel_last_ = Max(kernel_last_, now);
+    }
+    kernel = Add(kernel_base_, kernel_last_);
+    kernel_seen = kernel_seen_;
+  }
 
   std::vector<MetricFamily> out;
-  auto relaxed = [](const auto& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+  auto relaxed = [](const auto& a) {
+    return static_cast<double>(a.load(std::memory_order_relaxed));
+  };
 
-  MetricFamily events = Family("redmap_events_received_total",
-                               "Socket events received from the source, by type.", MetricType::Counter);
+  MetricFamily events =
+      Family("redmap_events_received_total", "Socket events received from the source, by type.",
+             MetricType::Counter);
   events.metric.push_back(Value(MetricType::Counter, relaxed(data_events_), {{"type", "data"}}));
   events.metric.push_back(Value(MetricType::Counter, relaxed(close_events_), {{"type", "close"}}));
   out.push_back(std::move(events));
 
-  MetricFamily dropped = Family("redmap_events_dropped_total",
-                                "Events (or their bytes) lost before aggregation, by reason.",
-                                MetricType::Counter);
+  MetricFamily dropped =
+      Family("redmap_events_dropped_total",
+             "Events (or their bytes) lost before aggregation, by reason.", MetricType::Counter);
   for (size_t i = 0; i < static_cast<size_t>(DropReason::kCount); ++i) {
     auto reason = static_cast<DropReason>(i);
     double v = relaxed(dropped_[i]);
@@ -111,11 +145,11 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
   }
   out.push_back(std::move(dropped));
 
-  MetricFamily parse_errors = Family("redmap_parse_errors_total",
-                                     "Protocol messages that could not be parsed and were skipped.",
-                                     MetricType::Counter);
-  MetricFamily spans = Family("redmap_spans_total",
-                              "Request/response spans produced, by protocol.", MetricType::Counter);
+  MetricFamily parse_errors =
+      Family("redmap_parse_errors_total",
+             "Protocol messages that could not be parsed and were skipped.", MetricType::Counter);
+  MetricFamily spans = Family("redmap_spans_total", "Request/response spans produced, by protocol.",
+                              MetricType::Counter);
   for (size_t i = 1; i < kProtocols; ++i) {  // 0 is kUnknown
     std::string proto(ProtocolName(static_cast<Protocol>(i)));
     parse_errors.metric.push_back(
@@ -125,17 +159,18 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
   out.push_back(std::move(parse_errors));
   out.push_back(std::move(spans));
 
-  MetricFamily tracked = Family("redmap_tracked_connections",
-                                "Connections in the userspace connection table.", MetricType::Gauge);
+  MetricFamily tracked =
+      Family("redmap_tracked_connections", "Connections in the userspace connection table.",
+             MetricType::Gauge);
   tracked.metric.push_back(Value(MetricType::Gauge, relaxed(tracked_connections_)));
   out.push_back(std::move(tracked));
-  MetricFamily tracked_limit = Family("redmap_tracked_connections_limit",
-                                      "Bound of the userspace connection table (conntrack.max_connections).",
-                                      MetricType::Gauge);
+  MetricFamily tracked_limit = Family(
+      "redmap_tracked_connections_limit",
+      "Bound of the userspace connection table (conntrack.max_connections).", MetricType::Gauge);
   tracked_limit.metric.push_back(Value(MetricType::Gauge, relaxed(tracked_connections_limit_)));
   out.push_back(std::move(tracked_limit));
 
-  if (kernel_reader) {
+  if (kernel_seen) {
     struct {
       const char* name;
       const char* help;
@@ -157,20 +192,20 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
     }
   }
 
-  MetricFamily probe_up = Family("redmap_probe_up",
-                                 "1 if the BPF program is attached, 0 if it failed or is unsupported.",
-                                 MetricType::Gauge);
+  MetricFamily probe_up = Family(
+      "redmap_probe_up", "1 if the BPF program is attached, 0 if it failed or is unsupported.",
+      MetricType::Gauge);
   for (const auto& [name, up] : probes) {
     probe_up.metric.push_back(Value(MetricType::Gauge, up ? 1 : 0, {{"probe", name}}));
   }
   if (!probe_up.metric.empty()) out.push_back(std::move(probe_up));
 
   if (fill_reader) {
-    MetricFamily entries = Family("redmap_table_entries",
-                                  "Entries in a bounded kernel table.", MetricType::Gauge);
-    MetricFamily capacity = Family("redmap_table_capacity",
-                                   "Capacity of a bounded kernel table (from the config).",
-                                   MetricType::Gauge);
+    MetricFamily entries =
+        Family("redmap_table_entries", "Entries in a bounded kernel table.", MetricType::Gauge);
+    MetricFamily capacity =
+        Family("redmap_table_capacity", "Capacity of a bounded kernel table (from the config).",
+               MetricType::Gauge);
     for (const TableFill& t : fill_reader()) {
       entries.metric.push_back(
           Value(MetricType::Gauge, static_cast<double>(t.entries), {{"table", t.table}}));
@@ -186,9 +221,9 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
                              MetricType::Gauge);
   last.metric.push_back(Value(MetricType::Gauge, last_scrape));
   out.push_back(std::move(last));
-  MetricFamily scrape = Family("redmap_scrape_duration_seconds",
-                               "Time /metrics requests took to collect and serialize.",
-                               MetricType::Summary);
+  MetricFamily scrape =
+      Family("redmap_scrape_duration_seconds",
+             "Time /metrics requests took to collect and serialize.", MetricType::Summary);
   ClientMetric s;
   s.summary.sample_count = scrapes;
   s.summary.sample_sum = scrape_sum;

@@ -24,10 +24,10 @@ namespace redmap {
 // Why an event (or part of one) was lost. Label value of
 // redmap_events_dropped_total{reason=...}.
 enum class DropReason : uint8_t {
-  kKernelRingFull,    // BPF could not reserve ring space (read from the kernel)
-  kDecodeError,       // ring record too short / inconsistent
-  kConnTableFull,     // userspace connection table at its bound, LRU evicted
-  kBufferOverflow,    // unparsed bytes beyond conntrack.max_buffer_bytes
+  kKernelRingFull,  // BPF could not reserve ring space (read from the kernel)
+  kDecodeError,     // ring record too short / inconsistent
+  kConnTableFull,   // userspace connection table at its bound, LRU evicted
+  kBufferOverflow,  // unparsed bytes beyond conntrack.max_buffer_bytes
   kCount,
 };
 std::string_view DropReasonName(DropReason r);
@@ -54,8 +54,12 @@ class SelfMetrics : public prometheus::Collectable {
   void AddParseError(Protocol p) {
     parse_errors_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
   }
-  void AddSpan(Protocol p) { spans_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed); }
-  void SetTrackedConnections(int64_t n) { tracked_connections_.store(n, std::memory_order_relaxed); }
+  void AddSpan(Protocol p) {
+    spans_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
+  }
+  void SetTrackedConnections(int64_t n) {
+    tracked_connections_.store(n, std::memory_order_relaxed);
+  }
   void SetTrackedConnectionsLimit(int64_t n) {
     tracked_connections_limit_.store(n, std::memory_order_relaxed);
   }
@@ -64,6 +68,9 @@ class SelfMetrics : public prometheus::Collectable {
   void SetProbeStatus(const std::string& probe, bool up);
   void ObserveScrapeDuration(double seconds);
   // Called at collection time to read the kernel's counters (BPF map).
+  // Exported kernel counters stay monotonic across reader changes: values
+  // of a replaced or removed reader are carried forward, and a reader whose
+  // counters go backwards (a reloaded map) is never exported below its best.
   void SetKernelStatsReader(std::function<KernelStats()> reader);
   // Called at collection time for fill gauges of bounded kernel/user tables,
   // e.g. {"bpf_conn_info", entries, capacity}.
@@ -97,6 +104,10 @@ class SelfMetrics : public prometheus::Collectable {
   uint64_t scrapes_ ABSL_GUARDED_BY(mu_) = 0;
   double scrape_seconds_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<KernelStats()> kernel_reader_ ABSL_GUARDED_BY(mu_);
+  bool kernel_seen_ ABSL_GUARDED_BY(mu_) = false;         // any reader ever set
+  uint64_t kernel_generation_ ABSL_GUARDED_BY(mu_) = 0;   // bumped per reader change
+  KernelStats kernel_base_ ABSL_GUARDED_BY(mu_);          // from readers since replaced
+  mutable KernelStats kernel_last_ ABSL_GUARDED_BY(mu_);  // current reader's best
   std::function<std::vector<TableFill>()> fill_reader_ ABSL_GUARDED_BY(mu_);
 };
 

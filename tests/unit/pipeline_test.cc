@@ -8,8 +8,10 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
+#include "aggregators/metadata/target_info.h"
 #include "exporter/http_server.h"
 #include "tests/testlib/fixtures.h"
 #include "tests/testlib/status_matchers.h"
@@ -28,9 +30,11 @@ PipelineOptions Options() {
 }
 
 void Exchange(Pipeline* p, int fd, uint32_t* seq_in, uint32_t* seq_out, uint64_t* now,
-              const std::string& req, const std::string& resp) {
+              const std::string& req, const std::string& resp, uint32_t tgid = 0,
+              std::string_view comm = {}) {
   DataEvent e;
-  e.conn = ConnKey{0, fd, 1};
+  e.conn = ConnKey{tgid, fd, 1};
+  e.process_name = comm;
   e.protocol = Protocol::kHttp1;
   e.role = Role::kServer;
   e.has_tcp_seq = true;
@@ -67,9 +71,10 @@ TEST(PipelineTest, EventsToExposition) {
   }
   (*p)->OnClose(CloseEvent{ConnKey{0, 4, 1}, now});
   std::string text = RenderExposition((*p)->Collectables());
-  EXPECT_THAT(text, HasSubstr("http_server_request_duration_seconds_count{service_name=\"unknown_service\","
-                              "http_request_method=\"GET\",http_response_status_code=\"200\","
-                              "http_route=\"/api/items/{id}\"} 3"));
+  EXPECT_THAT(
+      text, HasSubstr("http_server_request_duration_seconds_count{service_name=\"unknown_service\","
+                      "http_request_method=\"GET\",http_response_status_code=\"200\","
+                      "http_route=\"/api/items/{id}\"} 3"));
   // 0.6 ms each: first bucket (1 ms).
   EXPECT_THAT(text, HasSubstr("le=\"0.001\"} 3"));
   EXPECT_THAT(text, HasSubstr("redmap_events_received_total{type=\"data\"} 6"));
@@ -79,11 +84,13 @@ TEST(PipelineTest, EventsToExposition) {
   EXPECT_THAT(text, HasSubstr("target_info{service_name=\"redmap\""));
 
   // promtool is part of the test dependencies: lint must run, not skip.
+  ASSERT_EQ(access("/usr/bin/promtool", X_OK), 0) << "/usr/bin/promtool is required";
   char path[] = "/tmp/redmap-exposition-XXXXXX";
   int fd = mkstemp(path);
   ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   close(fd);
-  FILE* lint = popen((std::string("promtool check metrics < ") + path + " 2>&1").c_str(), "r");
+  FILE* lint =
+      popen((std::string("/usr/bin/promtool check metrics < ") + path + " 2>&1").c_str(), "r");
   ASSERT_NE(lint, nullptr);
   std::string lint_out;
   char buf[1024];
@@ -133,6 +140,120 @@ TEST(PipelineTest, TickExpiresIdleConnectionsAndSeries) {
   (*p)->Tick(25'000'000'000);
   text = RenderExposition((*p)->Collectables());
   EXPECT_THAT(text, HasSubstr("redmap_series{family=\"http_server_request_duration_seconds\"} 0"));
+}
+
+// Every span the tracker makes, as the extra sinks see it.
+class Recorder : public SpanSink {
+ public:
+  void OnSpan(const Span& span) override {
+    routes.push_back(span.http.target);
+    tgids.push_back(span.conn.tgid);
+  }
+  std::vector<std::string> routes;
+  std::vector<uint32_t> tgids;
+};
+
+TEST(PipelineTest, ExtraSinksSeeEverySpan) {
+  auto p = Pipeline::Create(Options());
+  ASSERT_THAT(p, IsOk());
+  Recorder a, b;
+  (*p)->AddSpanSink(&a);
+  (*p)->AddSpanSink(&b);
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  for (int i = 0; i < 2; ++i) {
+    Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+             Fixture("http1/nginx_200.resp"));
+  }
+  EXPECT_EQ(a.routes, (std::vector<std::string>{"/api/items/42?page=2", "/api/items/42?page=2"}));
+  EXPECT_EQ(b.routes, a.routes);
+  EXPECT_EQ((*p)->self_metrics().spans(Protocol::kHttp1), 2u);
+}
+
+TEST(PipelineTest, ServiceNameWithoutProcResolution) {
+  PipelineOptions o = Options();
+  o.resolve_processes = false;
+  auto p = Pipeline::Create(o);
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1, in2 = 1, out2 = 1;
+  uint64_t now = 1'000'000;
+  // A live process: named by the comm the kernel reported, /proc untouched
+  // (pid 999999 does not exist here).
+  Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+           Fixture("http1/nginx_200.resp"), 999999, "nginx");
+  // No process (a capture): unknown_service.
+  Exchange(p->get(), 5, &in2, &out2, &now, Fixture("http1/curl_get.req"),
+           Fixture("http1/nginx_200.resp"));
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("http_server_request_duration_seconds_count{service_name=\"nginx\""));
+  EXPECT_THAT(
+      text,
+      HasSubstr("http_server_request_duration_seconds_count{service_name=\"unknown_service\""));
+}
+
+TEST(PipelineTest, ServiceNameFromProc) {
+  auto p = Pipeline::Create(Options());
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  // This test process, as the kernel names it: "redmap_unit_tests" is longer
+  // than comm's 15 bytes, so the exe link completes it.
+  Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+           Fixture("http1/nginx_200.resp"), static_cast<uint32_t>(getpid()), "ignored");
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(
+      text,
+      HasSubstr("http_server_request_duration_seconds_count{service_name=\"redmap_unit_tests\""))
+      << text;
+}
+
+TEST(PipelineTest, HousekeepingAtMostOncePerSecond) {
+  PipelineOptions o = Options();
+  o.red.series_ttl_ns = 20'000'000'000;
+  auto p = Pipeline::Create(o);
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+           Fixture("http1/nginx_200.resp"));
+  auto series = [&p] {
+    return RenderExposition((*p)->Collectables())
+               .find("redmap_series{family=\"http_server_request_duration_seconds\"} 1") !=
+           std::string::npos;
+  };
+  (*p)->Tick(20'000'000'000);  // runs; the series (ended at ~1.6 ms) is 19.998 s idle
+  EXPECT_TRUE(series());
+  (*p)->Tick(20'900'000'000);  // within a second of the last run: skipped
+  EXPECT_TRUE(series());
+  (*p)->Tick(21'000'000'000);  // runs: idle > 20 s
+  EXPECT_FALSE(series());
+}
+
+TEST(PipelineTest, TargetInfo) {
+  auto p = Pipeline::Create(Options());
+  ASSERT_THAT(p, IsOk());
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text,
+              HasSubstr(std::string("target_info{service_name=\"redmap\",service_version=\"") +
+                        kRedmapVersion + "\",host_name=\"" + LocalHostName() + "\"} 1"));
+  EXPECT_THAT(text,
+              HasSubstr(std::string("redmap_build_info{version=\"") + kRedmapVersion + "\"} 1"));
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  EXPECT_EQ(LocalHostName(), host);
+}
+
+TEST(PipelineTest, RejectsUnusableOptions) {
+  PipelineOptions o = Options();
+  o.red.buckets = {};
+  EXPECT_FALSE(Pipeline::Create(o).ok());
+  o.red.buckets = {0.1, std::numeric_limits<double>::infinity()};
+  EXPECT_FALSE(Pipeline::Create(o).ok());
+  o.red.buckets = {0.2, 0.1};
+  EXPECT_FALSE(Pipeline::Create(o).ok());
+  o = Options();
+  o.red.max_series = 0;
+  EXPECT_FALSE(Pipeline::Create(o).ok());
 }
 
 }  // namespace

@@ -33,21 +33,29 @@ class Pipeline::Impl {
         self_(std::make_shared<SelfMetrics>()),
         red_(std::make_shared<RedAggregator>(options.red,
                                              [this](const Span& s) { return ServiceName(s); })),
+        tcp_(std::make_shared<TcpAggregator>(
+            options.network,
+            [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
+              return ProcessName(tgid, comm, ts_ns);
+            })),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
     fanout_.Add(red_.get());
   }
 
-  std::string ServiceName(const Span& s) {
-    if (s.conn.tgid == 0) return kUnknownService;  // replay: no process
-    if (!options_.resolve_processes) return ServiceNameFromComm(s.process_name);
-    return processes_.ServiceName(s.conn.tgid, s.end_ns, s.process_name);
+  std::string ServiceName(const Span& s) { return ProcessName(s.conn.tgid, s.process_name, s.end_ns); }
+
+  std::string ProcessName(uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
+    if (tgid == 0) return kUnknownService;  // replay: no process
+    if (!options_.resolve_processes) return ServiceNameFromComm(comm);
+    return processes_.ServiceName(tgid, ts_ns, comm);
   }
 
   const PipelineOptions options_;
   ProcessResolver processes_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
+  std::shared_ptr<TcpAggregator> tcp_;
   std::shared_ptr<TargetInfo> target_info_;
   FanOut fanout_;
   ConnTracker tracker_;  // declared last: destroyed first, while its sinks live
@@ -71,6 +79,15 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineOptions
     }
   }
   if (options.red.max_series == 0) return absl::InvalidArgumentError("red.max_series is 0");
+  for (const auto* b : {&options.network.connect_buckets, &options.network.rtt_buckets}) {
+    if (b->empty()) return absl::InvalidArgumentError("network buckets are empty");
+    for (size_t i = 0; i < b->size(); ++i) {
+      if (!std::isfinite((*b)[i]) || (i > 0 && !((*b)[i] > (*b)[i - 1]))) {
+        return absl::InvalidArgumentError("network buckets must be finite, strictly increasing");
+      }
+    }
+  }
+  if (options.network.max_series == 0) return absl::InvalidArgumentError("network.max_series is 0");
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->impl_ = std::make_unique<Impl>(options);
   return p;
@@ -86,6 +103,11 @@ void Pipeline::OnClose(const CloseEvent& event) {
   impl_->tracker_.OnClose(event);
 }
 
+void Pipeline::OnTcp(const TcpEvent& event) {
+  impl_->self_->AddTcpEvent();
+  impl_->tcp_->OnTcp(event);
+}
+
 void Pipeline::Tick(uint64_t now_ns) {
   Impl& s = *impl_;
   // Cheap when called per poll: one compare. A clock that went backwards
@@ -98,6 +120,7 @@ void Pipeline::Tick(uint64_t now_ns) {
   s.last_housekeeping_ns_ = now_ns;
   s.tracker_.ExpireIdle(now_ns);
   s.red_->Expire(now_ns);
+  s.tcp_->Expire(now_ns);
 }
 
 void Pipeline::Flush() { impl_->tracker_.Flush(); }
@@ -107,7 +130,7 @@ void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Pipeline::Collectables() {
-  return {impl_->red_, impl_->self_, impl_->target_info_};
+  return {impl_->red_, impl_->tcp_, impl_->self_, impl_->target_info_};
 }
 
 }  // namespace redmap

@@ -1,6 +1,7 @@
 // Everything between a socket event and a metric, wired once:
 //   EventSink (source) -> ConnTracker -> protocol parsers -> Span
 //     -> RedAggregator (+ any extra SpanSinks, e.g. --replay.spans printer)
+//   TcpEvent (source) -> TcpAggregator (network health per edge)
 // The exporter owns one Pipeline per source; tests build their own.
 #ifndef REDMAP_AGGREGATORS_PIPELINE_H_
 #define REDMAP_AGGREGATORS_PIPELINE_H_
@@ -11,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/conntrack/conn_tracker.h"
+#include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/self/self_metrics.h"
 #include "aggregators/sources/event.h"
@@ -23,6 +25,7 @@ namespace redmap {
 struct PipelineOptions {
   ConnTrackerOptions conntrack;
   RedOptions red;
+  NetworkOptions network;
   // Resolve service_name from /proc (see metadata/process_info.h). When
   // false (replay) no /proc is read: a span's process is named by the comm
   // the kernel reported. Spans without a process (tgid 0, e.g. from a
@@ -37,6 +40,7 @@ class Pipeline : public EventSink {
 
   void OnData(const DataEvent& event) override;
   void OnClose(const CloseEvent& event) override;
+  void OnTcp(const TcpEvent& event) override;
   // Periodic housekeeping from the source thread: idle connections and idle
   // series, at most once per second of now_monotonic_ns (call it freely).
   void Tick(uint64_t now_monotonic_ns);

@@ -27,6 +27,9 @@
  * wakeups are batched: userspace is woken only when wakeup_bytes are queued,
  * otherwise it drains on a timer.
  *
+ * TCP network health (tcp_health.bpf.h) is part of this object: accept()
+ * is where a passively opened connection learns its owner.
+ *
  * Not traced: sendmmsg/recvmmsg (UDP, not parsed yet), splice and io_uring
  * (bytes moved that way show up as position gaps).
  */
@@ -117,6 +120,9 @@ static __always_inline void stat_inc(__u32 idx)
 	if (v)
 		__sync_fetch_and_add(v, 1);
 }
+
+/* TCP network health programs share this object (see the file's top). */
+#include "tcp_health.bpf.h"
 
 static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
 {
@@ -392,8 +398,11 @@ static __always_inline void track_new_socket(__s32 fd, __u16 role)
 	struct file *file = fd_to_file(fd);
 	struct sock *sk = file_to_tcp_sock(file);
 
-	if (sk)
-		conn_create(conn_key(bpf_get_current_pid_tgid() >> 32, fd), file, sk, role);
+	if (!sk)
+		return;
+	conn_create(conn_key(bpf_get_current_pid_tgid() >> 32, fd), file, sk, role);
+	if (role == REDMAP_ROLE_SERVER)
+		tcp_conn_accepted(sk);
 }
 
 static __always_inline void close_exit(__s32 fd)

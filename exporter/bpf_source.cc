@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "aggregators/sources/event_decoder.h"
 #include "bpf/socket_trace.h"
+#include "bpf/tcp_health.h"
 #include "socket_trace.skel.h"
 
 namespace redmap {
@@ -60,6 +61,10 @@ class BpfSource::Impl {
     fprintf(stderr, "redmap: tp_btf/sys_exit unavailable (%s); using raw_tracepoint/sys_exit\n",
             std::string(btf.message()).c_str());
     self_->SetProbeStatus("sys_exit_btf", false);
+    if (options.network.enabled && skel_ != nullptr) {
+      for (bpf_program* p : TcpPrograms()) self_->SetProbeStatus(bpf_program__name(p), false);
+      fprintf(stderr, "redmap: TCP health probes need tp_btf; redmap_tcp_* stay empty\n");
+    }
     if (skel_ != nullptr) socket_trace__destroy(skel_);
     skel_ = nullptr;
     absl::Status raw = OpenAndLoad(/*use_btf=*/false);
@@ -90,6 +95,8 @@ class BpfSource::Impl {
         {skel_->maps.events, options.capture.ring_buffer_bytes},
         {skel_->maps.conn_info_map, options.capture.max_connections},
         {skel_->maps.scratch_map, static_cast<uint32_t>(cpus)},
+        {skel_->maps.tcp_events, options.network.ring_buffer_bytes},
+        {skel_->maps.tcp_conns, options.network.max_connections},
     };
     for (const auto& s : sizes) {
       if (int err = bpf_map__set_max_entries(s.map, s.entries); err != 0) {
@@ -98,9 +105,14 @@ class BpfSource::Impl {
       }
     }
 
-    // 3. Exactly one of the two program variants is loaded.
+    // 3. Exactly one of the two program variants is loaded. The TCP health
+    // programs are tp_btf only: without BTF tracepoints they stay out (and
+    // redmap_probe_up says so).
     bpf_program__set_autoload(skel_->progs.sys_exit_btf, use_btf);
     bpf_program__set_autoload(skel_->progs.sys_exit_raw, !use_btf);
+    for (bpf_program* p : TcpPrograms()) {
+      bpf_program__set_autoload(p, use_btf && options.network.enabled);
+    }
 
     // 4. Load: maps created, programs verified.
     if (int err = socket_trace__load(skel_); err != 0) {
@@ -135,13 +147,23 @@ class BpfSource::Impl {
   }
 
   absl::Status OpenRing() {
-
-    // 6. Ring buffer consumer.
+    // 6. Ring buffer consumer: one epoll set over both rings.
     rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Impl::OnRecord, this, nullptr);
     if (rb_ == nullptr) {
       return absl::InternalError(absl::StrCat("cannot open ring buffer: ", ErrnoText(errno)));
     }
+    if (int err = ring_buffer__add(rb_, bpf_map__fd(skel_->maps.tcp_events), &Impl::OnRecord, this);
+        err != 0) {
+      return absl::InternalError(absl::StrCat("cannot open TCP ring buffer: ", ErrnoText(-err)));
+    }
     return absl::OkStatus();
+  }
+
+  std::vector<bpf_program*> TcpPrograms() const {
+    return {skel_->progs.tcp_state,         skel_->progs.tcp_retransmit,
+            skel_->progs.tcp_retransmit_synack, skel_->progs.tcp_send_reset,
+            skel_->progs.tcp_receive_reset, skel_->progs.tcp_zero_window,
+            skel_->progs.tcp_destroy};
   }
 
   absl::Status Run(EventSink* sink, const std::atomic<bool>& stop) {
@@ -177,6 +199,8 @@ class BpfSource::Impl {
     k.conn_unclassified = sum(REDMAP_STAT_CONN_UNCLASSIFIED);
     k.conn_classified = sum(REDMAP_STAT_CONN_CLASSIFIED);
     k.read_failed = sum(REDMAP_STAT_READ_FAILED);
+    k.tcp_ringbuf_drops = sum(REDMAP_STAT_TCP_RINGBUF_DROPS);
+    k.tcp_events = sum(REDMAP_STAT_TCP_EVENTS);
     return k;
   }
 
@@ -192,6 +216,8 @@ class BpfSource::Impl {
         {"bpf_connections", CountEntries(skel_->maps.conn_info_map),
          static_cast<int64_t>(options_.capture.max_connections)},
         {"ring_buffer_bytes", queued, static_cast<int64_t>(options_.capture.ring_buffer_bytes)},
+        {"bpf_tcp_connections", CountEntries(skel_->maps.tcp_conns),
+         static_cast<int64_t>(options_.network.max_connections)},
     };
   }
 

@@ -20,6 +20,7 @@ namespace redmap {
 
 struct BpfSourceOptions {
   Config::Capture capture;
+  Config::Network network;
   uint32_t self_tgid = 0;      // never traced (0: no exclusion)
   uint16_t self_port = 0;      // connections to/from this port are not traced
   // Load the raw_tracepoint fallback even where tp_btf works (tests).

@@ -59,6 +59,31 @@ Setter U32(Section Config::*section, uint32_t Section::*field, uint64_t lo, uint
   };
 }
 
+// A histogram bucket list: positive, finite, strictly increasing, <= 100.
+template <typename Section>
+Setter Buckets(Section Config::*section, std::vector<double> Section::*field) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+    if (!n.IsSequence() || n.size() == 0) {
+      return BadValue(key, "must be a non-empty list of seconds", n);
+    }
+    std::vector<double> b;
+    for (const auto& item : n) {
+      double v;
+      if (!item.IsScalar() || !YAML::convert<double>::decode(item, v) || !std::isfinite(v) ||
+          v <= 0) {
+        return BadValue(key, "every bucket must be a positive finite number", item);
+      }
+      if (!b.empty() && v <= b.back()) {
+        return BadValue(key, "buckets must be strictly increasing", item);
+      }
+      b.push_back(v);
+    }
+    if (b.size() > 100) return BadValue(key, "at most 100 buckets", n);
+    (c->*section).*field = std::move(b);
+    return absl::OkStatus();
+  };
+}
+
 const std::map<std::string, Setter>& Keys() {
   static const auto* keys = new std::map<std::string, Setter>{
       {"web.listen_address",
@@ -94,29 +119,29 @@ const std::map<std::string, Setter>& Keys() {
        U32(&Config::conntrack, &Config::Conntrack::idle_timeout_seconds, 1, 86400)},
       {"conntrack.max_buffer_bytes",
        U32(&Config::conntrack, &Config::Conntrack::max_buffer_bytes, 1024, 64u << 20)},
-      {"red.buckets",
-       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
-         if (!n.IsSequence() || n.size() == 0) {
-           return BadValue(key, "must be a non-empty list of seconds", n);
-         }
-         std::vector<double> b;
-         for (const auto& item : n) {
-           double v;
-           if (!item.IsScalar() || !YAML::convert<double>::decode(item, v) || !std::isfinite(v) ||
-               v <= 0) {
-             return BadValue(key, "every bucket must be a positive finite number", item);
-           }
-           if (!b.empty() && v <= b.back()) {
-             return BadValue(key, "buckets must be strictly increasing", item);
-           }
-           b.push_back(v);
-         }
-         if (b.size() > 100) return BadValue(key, "at most 100 buckets", n);
-         c->red.buckets = std::move(b);
-         return absl::OkStatus();
-       }},
+      {"red.buckets", Buckets(&Config::red, &Config::Red::buckets)},
       {"red.max_series", U32(&Config::red, &Config::Red::max_series, 1, 1u << 20)},
       {"red.series_ttl_seconds", U32(&Config::red, &Config::Red::series_ttl_seconds, 1, 86400 * 7)},
+      {"network.enabled",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadBool(n, key, &c->network.enabled);
+       }},
+      {"network.max_connections",
+       U32(&Config::network, &Config::Network::max_connections, 1, 16u << 20)},
+      {"network.ring_buffer_bytes",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         uint32_t v;
+         absl::Status s = ReadUint(n, key, 4096, 1u << 30, &v);
+         if (!s.ok()) return s;
+         if ((v & (v - 1)) != 0) return BadValue(key, "must be a power of two", n);
+         c->network.ring_buffer_bytes = v;
+         return absl::OkStatus();
+       }},
+      {"network.connect_buckets", Buckets(&Config::network, &Config::Network::connect_buckets)},
+      {"network.rtt_buckets", Buckets(&Config::network, &Config::Network::rtt_buckets)},
+      {"network.max_series", U32(&Config::network, &Config::Network::max_series, 1, 1u << 20)},
+      {"network.series_ttl_seconds",
+       U32(&Config::network, &Config::Network::series_ttl_seconds, 1, 86400 * 7)},
   };
   return *keys;
 }

@@ -40,6 +40,22 @@ struct Config {
     uint32_t series_ttl_seconds = 600;  // series not updated this long disappear
   } red;
 
+  // TCP network health per edge (redmap_tcp_*).
+  struct Network {
+    bool enabled = true;  // attach the TCP tracepoints
+    uint32_t max_connections = 65536;     // kernel and userspace connection tables
+    uint32_t ring_buffer_bytes = 256u << 10;  // tcp_events ring, power of two
+    std::vector<double> connect_buckets = {0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                           0.001,    0.0025,  0.005,  0.01,    0.025,
+                                           0.05,     0.1,     0.25,   0.5,     1,
+                                           2.5,      5,       10,     30,      60};
+    std::vector<double> rtt_buckets = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                       0.001,   0.0025,   0.005,   0.01,   0.025,   0.05,
+                                       0.1,     0.25,     0.5,     1,      2.5};
+    uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
+    uint32_t series_ttl_seconds = 600;  // idle edges without connections disappear
+  } network;
+
   // Parses YAML text. Unknown keys and bad values are errors naming the key
   // ("capture.payload_bytes: must be between 1 and 16384, got 0").
   static absl::StatusOr<Config> FromYaml(const std::string& yaml_text);

@@ -16,6 +16,11 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.red.buckets = config.red.buckets;
   o.red.max_series = config.red.max_series;
   o.red.series_ttl_ns = uint64_t{config.red.series_ttl_seconds} * 1000000000ull;
+  o.network.connect_buckets = config.network.connect_buckets;
+  o.network.rtt_buckets = config.network.rtt_buckets;
+  o.network.max_connections = config.network.max_connections;
+  o.network.max_series = config.network.max_series;
+  o.network.series_ttl_ns = uint64_t{config.network.series_ttl_seconds} * 1000000000ull;
   return o;
 }
 
@@ -36,6 +41,7 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
 
   BpfSourceOptions options;
   options.capture = config.capture;
+  options.network = config.network;
   if (!config.capture.trace_self) {
     options.self_tgid = static_cast<uint32_t>(getpid());
     options.self_port = static_cast<uint16_t>(e->server_->port());

@@ -14,7 +14,7 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev  # tests, fuzzers, benchmarks
   nginx-light nghttp2-client wrk curl python3                    # real servers and clients
   prometheus                                                      # promtool check metrics
-  tcpdump iproute2 procps                                         # captures, namespaces
+  tcpdump iproute2 procps nftables                                # captures, namespaces, loss
 )
 
 want=("${BUILD_PACKAGES[@]}")

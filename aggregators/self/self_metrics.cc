@@ -32,16 +32,28 @@ MetricFamily Family(std::string name, std::string help, MetricType type) {
   return f;
 }
 
+// Field by field, so that a new KernelStats member cannot be forgotten here
+// silently: both functions list every member.
+template <typename Op>
+KernelStats Combine(const KernelStats& a, const KernelStats& b, Op op) {
+  KernelStats r;
+  r.ringbuf_drops = op(a.ringbuf_drops, b.ringbuf_drops);
+  r.events = op(a.events, b.events);
+  r.conn_unclassified = op(a.conn_unclassified, b.conn_unclassified);
+  r.conn_classified = op(a.conn_classified, b.conn_classified);
+  r.read_failed = op(a.read_failed, b.read_failed);
+  r.tcp_ringbuf_drops = op(a.tcp_ringbuf_drops, b.tcp_ringbuf_drops);
+  r.tcp_events = op(a.tcp_events, b.tcp_events);
+  return r;
+}
+static_assert(sizeof(KernelStats) == 7 * sizeof(uint64_t), "update Combine()");
+
 KernelStats Add(const KernelStats& a, const KernelStats& b) {
-  return {a.ringbuf_drops + b.ringbuf_drops, a.events + b.events,
-          a.conn_unclassified + b.conn_unclassified, a.conn_classified + b.conn_classified,
-          a.read_failed + b.read_failed};
+  return Combine(a, b, [](uint64_t x, uint64_t y) { return x + y; });
 }
 
 KernelStats Max(const KernelStats& a, const KernelStats& b) {
-  return {std::max(a.ringbuf_drops, b.ringbuf_drops), std::max(a.events, b.events),
-          std::max(a.conn_unclassified, b.conn_unclassified),
-          std::max(a.conn_classified, b.conn_classified), std::max(a.read_failed, b.read_failed)};
+  return Combine(a, b, [](uint64_t x, uint64_t y) { return std::max(x, y); });
 }
 
 }  // namespace
@@ -56,6 +68,8 @@ std::string_view DropReasonName(DropReason r) {
       return "conn_table_full";
     case DropReason::kBufferOverflow:
       return "buffer_overflow";
+    case DropReason::kKernelTcpRingFull:
+      return "kernel_tcp_ring_full";
     case DropReason::kCount:
       break;
   }
@@ -131,6 +145,7 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
              MetricType::Counter);
   events.metric.push_back(Value(MetricType::Counter, relaxed(data_events_), {{"type", "data"}}));
   events.metric.push_back(Value(MetricType::Counter, relaxed(close_events_), {{"type", "close"}}));
+  events.metric.push_back(Value(MetricType::Counter, relaxed(tcp_events_), {{"type", "tcp"}}));
   out.push_back(std::move(events));
 
   MetricFamily dropped =
@@ -140,6 +155,9 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
     auto reason = static_cast<DropReason>(i);
     double v = relaxed(dropped_[i]);
     if (reason == DropReason::kKernelRingFull) v += static_cast<double>(kernel.ringbuf_drops);
+    if (reason == DropReason::kKernelTcpRingFull) {
+      v += static_cast<double>(kernel.tcp_ringbuf_drops);
+    }
     dropped.metric.push_back(
         Value(MetricType::Counter, v, {{"reason", std::string(DropReasonName(reason))}}));
   }
@@ -178,6 +196,9 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
     } kernel_counters[] = {
         {"redmap_kernel_events_total", "Records the BPF programs wrote to the ring buffer.",
          kernel.events},
+        {"redmap_kernel_tcp_events_total",
+         "Records the TCP health programs wrote to the tcp_events ring buffer.",
+         kernel.tcp_events},
         {"redmap_kernel_connections_classified_total",
          "Connections the kernel side recognised a protocol on.", kernel.conn_classified},
         {"redmap_kernel_connections_unclassified_total",

@@ -28,6 +28,7 @@ enum class DropReason : uint8_t {
   kDecodeError,     // ring record too short / inconsistent
   kConnTableFull,   // userspace connection table at its bound, LRU evicted
   kBufferOverflow,  // unparsed bytes beyond conntrack.max_buffer_bytes
+  kKernelTcpRingFull,  // TCP health events lost: the tcp_events ring was full
   kCount,
 };
 std::string_view DropReasonName(DropReason r);
@@ -39,6 +40,8 @@ struct KernelStats {
   uint64_t conn_unclassified = 0;
   uint64_t conn_classified = 0;
   uint64_t read_failed = 0;
+  uint64_t tcp_ringbuf_drops = 0;
+  uint64_t tcp_events = 0;
 };
 
 class SelfMetrics : public prometheus::Collectable {
@@ -48,6 +51,7 @@ class SelfMetrics : public prometheus::Collectable {
   // ---- hot path (any thread) ----
   void AddDataEvent() { data_events_.fetch_add(1, std::memory_order_relaxed); }
   void AddCloseEvent() { close_events_.fetch_add(1, std::memory_order_relaxed); }
+  void AddTcpEvent() { tcp_events_.fetch_add(1, std::memory_order_relaxed); }
   void AddDropped(DropReason r, uint64_t n = 1) {
     dropped_[static_cast<size_t>(r)].fetch_add(n, std::memory_order_relaxed);
   }
@@ -92,6 +96,7 @@ class SelfMetrics : public prometheus::Collectable {
  private:
   std::atomic<uint64_t> data_events_{0};
   std::atomic<uint64_t> close_events_{0};
+  std::atomic<uint64_t> tcp_events_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> dropped_{};
   std::array<std::atomic<uint64_t>, kProtocols> parse_errors_{};
   std::array<std::atomic<uint64_t>, kProtocols> spans_{};

@@ -86,12 +86,45 @@ struct CloseEvent {
   uint64_t ts_ns = 0;
 };
 
+// A TCP-level event from the kernel's TCP stack (bpf/tcp_health.bpf.h):
+// not tied to a syscall, so it names the connection by its kernel socket.
+enum class TcpEventKind : uint8_t {
+  kEstablished,    // value: connect latency ns (client side; 0 when unknown)
+  kConnectFailed,  // error: the socket's errno (ECONNREFUSED, ETIMEDOUT, ...)
+  kClosed,         // value: bytes sent, value2: bytes received, srtt_us
+  kRetransmit,     // value: segments; retransmit says which kind
+  kResetSent,
+  kResetReceived,
+  kZeroWindowLocal,  // a segment arrived while this side advertised 0
+  kZeroWindowPeer,   // a segment arrived advertising a zero window
+  kListen,           // a process started listening on local
+};
+enum class RetransmitKind : uint8_t { kData, kSyn, kSynAck };
+
+struct TcpEvent {
+  TcpEventKind kind = TcpEventKind::kEstablished;
+  uint64_t sk = 0;  // kernel socket address: unique while the connection lives
+  uint64_t ts_ns = 0;
+  uint64_t value = 0;
+  uint64_t value2 = 0;
+  uint32_t srtt_us = 0;
+  bool has_close_stats = false;  // kClosed: value, value2 and srtt_us are valid
+  int32_t error = 0;
+  RetransmitKind retransmit = RetransmitKind::kData;
+  uint32_t tgid = 0;  // owner, 0 when unknown (softirq, or opened before redmap)
+  Role role = Role::kUnknown;  // this side of the connection
+  Endpoint local;
+  Endpoint remote;
+  std::string_view process_name;  // valid during the callback only
+};
+
 // Where sources deliver events. Called from one thread.
 class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void OnData(const DataEvent& event) = 0;
   virtual void OnClose(const CloseEvent& event) = 0;
+  virtual void OnTcp(const TcpEvent& /*event*/) {}
 };
 
 }  // namespace redmap

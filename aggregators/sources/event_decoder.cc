@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "bpf/socket_trace.h"
+#include "bpf/tcp_health.h"
 
 namespace redmap {
 namespace {
@@ -13,6 +14,8 @@ namespace {
 static_assert(sizeof(redmap_data_event) == 128, "redmap_data_event layout changed");
 static_assert(sizeof(redmap_close_event) == 40, "redmap_close_event layout changed");
 static_assert(offsetof(redmap_data_event, local_addr) == 80);
+static_assert(sizeof(redmap_tcp_event) == 112, "redmap_tcp_event layout changed");
+static_assert(offsetof(redmap_tcp_event, local_addr) == 64);
 
 Endpoint MakeEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port) {
   Endpoint e;
@@ -79,6 +82,37 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.ts_ns = h.close_ns;
     sink->OnClose(ev);
     return DecodeResult::kClose;
+  }
+
+  if (type == REDMAP_EVENT_TCP) {
+    redmap_tcp_event h;
+    if (size < sizeof(h)) return DecodeResult::kInvalid;
+    std::memcpy(&h, data, sizeof(h));
+    if (h.kind < REDMAP_TCP_ESTABLISHED || h.kind > REDMAP_TCP_LISTEN ||
+        (h.family != REDMAP_AF_INET && h.family != REDMAP_AF_INET6) ||
+        h.role > REDMAP_ROLE_SERVER ||
+        (h.kind == REDMAP_TCP_RETRANSMIT && h.aux > REDMAP_TCP_RETRANS_SYNACK)) {
+      return DecodeResult::kInvalid;
+    }
+    TcpEvent ev;
+    ev.kind = static_cast<TcpEventKind>(h.kind - REDMAP_TCP_ESTABLISHED);
+    ev.sk = h.sk;
+    ev.ts_ns = h.ts_ns;
+    ev.value = h.value;
+    ev.value2 = h.value2;
+    ev.srtt_us = h.srtt_us;
+    if (h.kind == REDMAP_TCP_CLOSED) ev.has_close_stats = (h.aux & REDMAP_TCP_CLOSED_HAS_STATS) != 0;
+    if (h.kind == REDMAP_TCP_CONNECT_FAILED) ev.error = static_cast<int32_t>(h.aux);
+    if (h.kind == REDMAP_TCP_RETRANSMIT) ev.retransmit = static_cast<RetransmitKind>(h.aux);
+    ev.tgid = h.tgid;
+    ev.role = h.role == REDMAP_ROLE_CLIENT   ? Role::kClient
+              : h.role == REDMAP_ROLE_SERVER ? Role::kServer
+                                             : Role::kUnknown;
+    ev.local = MakeEndpoint(h.family, h.local_addr, h.local_port);
+    ev.remote = MakeEndpoint(h.family, h.remote_addr, h.remote_port);
+    if (h.tgid != 0) ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
+    sink->OnTcp(ev);
+    return DecodeResult::kTcp;
   }
   return DecodeResult::kInvalid;
 }

@@ -1,5 +1,5 @@
 // Turns one raw ring-buffer record (bpf/socket_trace.h) into a DataEvent or
-// CloseEvent and hands it to a sink. The single place where kernel structs
+// CloseEvent (bpf/socket_trace.h) or TcpEvent (bpf/tcp_health.h) and hands it to a sink. The single place where kernel structs
 // become C++ types; validates every length before reading.
 #ifndef REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_
 #define REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_
@@ -10,7 +10,7 @@
 
 namespace redmap {
 
-enum class DecodeResult { kData, kClose, kInvalid };
+enum class DecodeResult { kData, kClose, kTcp, kInvalid };
 
 DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink);
 

@@ -1,10 +1,12 @@
 // Ring-buffer records of any length and content must decode or be rejected,
-// never read out of bounds.
+// never read out of bounds; decoded TCP events go through the TcpAggregator
+// and its exposition, which must not crash on any field values either.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/sources/event_decoder.h"
 
 namespace {
@@ -17,7 +19,15 @@ class TouchingSink : public redmap::EventSink {
     sum_ += e.byte_count + e.local.port;
   }
   void OnClose(const redmap::CloseEvent& e) override { sum_ += e.ts_ns; }
+  void OnTcp(const redmap::TcpEvent& e) override {
+    for (char c : e.process_name) sum_ += static_cast<unsigned char>(c);
+    tcp_.OnTcp(e);
+  }
   uint64_t sum_ = 0;
+  redmap::TcpAggregator tcp_{redmap::NetworkOptions{},
+                             [](uint32_t, std::string_view comm, uint64_t) {
+                               return std::string(comm);
+                             }};
 };
 
 }  // namespace
@@ -26,6 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Exact-size heap copy: reads past the record are caught.
   std::vector<uint8_t> copy(data, data + size);
   TouchingSink sink;
-  redmap::DecodeRecord(copy.empty() ? nullptr : copy.data(), copy.size(), &sink);
+  if (redmap::DecodeRecord(copy.empty() ? nullptr : copy.data(), copy.size(), &sink) ==
+      redmap::DecodeResult::kTcp) {
+    sink.tcp_.Expire(UINT64_MAX);
+    sink.sum_ += sink.tcp_.Collect().size();
+  }
   return 0;
 }

@@ -139,7 +139,8 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   }
   EXPECT_TRUE(found);
   auto fill = (*source)->ReadTableFill();
-  ASSERT_EQ(fill.size(), 2u);
+  ASSERT_EQ(fill.size(), 3u);
+  EXPECT_EQ(fill[2].table, "bpf_tcp_connections");
   EXPECT_EQ(fill[1].table, "ring_buffer_bytes");
   EXPECT_EQ(fill[1].capacity, options.capture.ring_buffer_bytes);
   EXPECT_GE(fill[0].entries, 0);

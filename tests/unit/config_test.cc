@@ -37,6 +37,13 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->red.buckets, d.red.buckets);
   EXPECT_EQ(file->red.max_series, d.red.max_series);
   EXPECT_EQ(file->red.series_ttl_seconds, d.red.series_ttl_seconds);
+  EXPECT_EQ(file->network.enabled, d.network.enabled);
+  EXPECT_EQ(file->network.max_connections, d.network.max_connections);
+  EXPECT_EQ(file->network.ring_buffer_bytes, d.network.ring_buffer_bytes);
+  EXPECT_EQ(file->network.connect_buckets, d.network.connect_buckets);
+  EXPECT_EQ(file->network.rtt_buckets, d.network.rtt_buckets);
+  EXPECT_EQ(file->network.max_series, d.network.max_series);
+  EXPECT_EQ(file->network.series_ttl_seconds, d.network.series_ttl_seconds);
 }
 
 TEST(ConfigTest, EveryKeyOverridable) {
@@ -58,6 +65,14 @@ red:
   buckets: [0.001, 0.5, 3]
   max_series: 7
   series_ttl_seconds: 60
+network:
+  enabled: false
+  max_connections: 100
+  ring_buffer_bytes: 8192
+  connect_buckets: [0.01, 1]
+  rtt_buckets: [0.002]
+  max_series: 9
+  series_ttl_seconds: 61
 )");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->web.listen_address, "[::1]:9999");
@@ -73,6 +88,13 @@ red:
   EXPECT_EQ(c->red.buckets, (std::vector<double>{0.001, 0.5, 3}));
   EXPECT_EQ(c->red.max_series, 7u);
   EXPECT_EQ(c->red.series_ttl_seconds, 60u);
+  EXPECT_FALSE(c->network.enabled);
+  EXPECT_EQ(c->network.max_connections, 100u);
+  EXPECT_EQ(c->network.ring_buffer_bytes, 8192u);
+  EXPECT_EQ(c->network.connect_buckets, (std::vector<double>{0.01, 1}));
+  EXPECT_EQ(c->network.rtt_buckets, (std::vector<double>{0.002}));
+  EXPECT_EQ(c->network.max_series, 9u);
+  EXPECT_EQ(c->network.series_ttl_seconds, 61u);
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {
@@ -95,6 +117,12 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"web:\n  listen_address: nope\n", "web.listen_address: must be HOST:PORT"},
       {"web:\n  listen_address: 1.2.3.4:99999\n", "web.listen_address: port '99999'"},
       {"capture: 5\n", "capture: must be a map"},
+      {"network:\n  enabled: 1\n", "network.enabled: must be true or false"},
+      {"network:\n  ring_buffer_bytes: 5000\n", "network.ring_buffer_bytes: must be a power of two"},
+      {"network:\n  rtt_buckets: [1, 1]\n", "network.rtt_buckets: buckets must be strictly"},
+      {"network:\n  connect_buckets: x\n", "network.connect_buckets: must be a non-empty list"},
+      {"network:\n  max_connections: 0\n", "network.max_connections: must be between 1"},
+      {"network:\n  rtt_bucket: [1]\n", "unknown key 'network.rtt_bucket'"},
       {"capture:\n  payload_bytes: [1\n", "malformed YAML at line"},
   };
   for (const Case& c : cases) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bpf/socket_trace.h"
+#include "bpf/tcp_health.h"
 
 namespace redmap {
 namespace {
@@ -18,6 +19,12 @@ class Capture : public EventSink {
     payloads.emplace_back(e.payload);
   }
   void OnClose(const CloseEvent& e) override { closes.push_back(e); }
+  void OnTcp(const TcpEvent& e) override {
+    tcp.push_back(e);
+    tcp_names.emplace_back(e.process_name);
+  }
+  std::vector<TcpEvent> tcp;
+  std::vector<std::string> tcp_names;
   std::vector<DataEvent> data;
   std::vector<std::string> payloads;
   std::vector<CloseEvent> closes;
@@ -97,6 +104,77 @@ TEST(EventDecoderTest, DecodesCloseRecord) {
   ASSERT_EQ(sink.closes.size(), 1u);
   EXPECT_EQ(sink.closes[0].conn, (ConnKey{5, 6, 77}));
   EXPECT_EQ(sink.closes[0].ts_ns, 88u);
+}
+
+redmap_tcp_event TcpRecord() {
+  redmap_tcp_event t{};
+  t.type = REDMAP_EVENT_TCP;
+  t.kind = REDMAP_TCP_CLOSED;
+  t.sk = 0xffff888812345678ull;
+  t.ts_ns = 99;
+  t.value = 3000017;
+  t.value2 = 1234;
+  t.tgid = 77;
+  t.aux = REDMAP_TCP_CLOSED_HAS_STATS;
+  t.srtt_us = 42;
+  t.family = REDMAP_AF_INET;
+  t.role = REDMAP_ROLE_CLIENT;
+  t.local_port = 40000;
+  t.remote_port = 8080;
+  uint32_t a = htonl(0x0a000002), b = htonl(0x0a000001);
+  std::memcpy(t.local_addr, &a, 4);
+  std::memcpy(t.remote_addr, &b, 4);
+  std::memcpy(t.comm, "curl", 4);
+  return t;
+}
+
+TEST(EventDecoderTest, DecodesTcpRecord) {
+  redmap_tcp_event t = TcpRecord();
+  Capture sink;
+  ASSERT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kTcp);
+  ASSERT_EQ(sink.tcp.size(), 1u);
+  const TcpEvent& e = sink.tcp[0];
+  EXPECT_EQ(e.kind, TcpEventKind::kClosed);
+  EXPECT_EQ(e.sk, 0xffff888812345678ull);
+  EXPECT_TRUE(e.has_close_stats);
+  EXPECT_EQ(e.value, 3000017u);
+  EXPECT_EQ(e.value2, 1234u);
+  EXPECT_EQ(e.srtt_us, 42u);
+  EXPECT_EQ(e.role, Role::kClient);
+  EXPECT_EQ(e.local.addr.ToString(), "10.0.0.2");
+  EXPECT_EQ(e.remote.addr.ToString(), "10.0.0.1");
+  EXPECT_EQ(e.remote.port, 8080);
+  EXPECT_EQ(sink.tcp_names[0], "curl");
+
+  t.kind = REDMAP_TCP_CONNECT_FAILED;
+  t.aux = 111;  // ECONNREFUSED
+  ASSERT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kTcp);
+  EXPECT_EQ(sink.tcp[1].kind, TcpEventKind::kConnectFailed);
+  EXPECT_EQ(sink.tcp[1].error, 111);
+  t.kind = REDMAP_TCP_RETRANSMIT;
+  t.aux = REDMAP_TCP_RETRANS_SYN;
+  ASSERT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kTcp);
+  EXPECT_EQ(sink.tcp[2].retransmit, RetransmitKind::kSyn);
+}
+
+TEST(EventDecoderTest, RejectsBadTcpRecords) {
+  Capture sink;
+  redmap_tcp_event t = TcpRecord();
+  for (size_t n = 0; n < sizeof(t); ++n) {
+    EXPECT_EQ(DecodeRecord(&t, n, &sink), DecodeResult::kInvalid) << n;
+  }
+  t.kind = 0;
+  EXPECT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kInvalid);
+  t.kind = REDMAP_TCP_LISTEN + 1;
+  EXPECT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kInvalid);
+  t = TcpRecord();
+  t.family = 1;
+  EXPECT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kInvalid);
+  t = TcpRecord();
+  t.kind = REDMAP_TCP_RETRANSMIT;
+  t.aux = 9;
+  EXPECT_EQ(DecodeRecord(&t, sizeof(t), &sink), DecodeResult::kInvalid);
+  EXPECT_TRUE(sink.tcp.empty());
 }
 
 TEST(EventDecoderTest, RejectsEveryShortPrefix) {

@@ -76,13 +76,14 @@ TEST(SelfMetricsTest, EverySeriesIsThereAndZeroBeforeAnyEvent) {
   const MetricFamily* received = Find(fams, "redmap_events_received_total");
   ASSERT_NE(received, nullptr);
   EXPECT_EQ(received->type, MetricType::Counter);
-  EXPECT_THAT(LabelValues(*received, "type"), ElementsAre("data", "close"));
+  EXPECT_THAT(LabelValues(*received, "type"), ElementsAre("data", "close", "tcp"));
 
   const MetricFamily* dropped = Find(fams, "redmap_events_dropped_total");
   ASSERT_NE(dropped, nullptr);
   EXPECT_EQ(dropped->type, MetricType::Counter);
   EXPECT_THAT(LabelValues(*dropped, "reason"), ElementsAre("kernel_ring_full", "decode_error",
-                                                           "conn_table_full", "buffer_overflow"));
+                                                           "conn_table_full", "buffer_overflow",
+                                                           "kernel_tcp_ring_full"));
 
   // Real protocols only: "unknown" is not a protocol anyone parses.
   for (const char* name : {"redmap_parse_errors_total", "redmap_spans_total"}) {

@@ -448,7 +448,8 @@ class TcpAggregator::Impl {
     MetricFamily zero_window =
         family("redmap_tcp_zero_window_segments_total",
                "Segments received while a receive window was zero. window=\"local\": this side "
-               "advertised zero (its application is not reading); window=\"peer\": the peer did.",
+               "had advertised zero (its application is not reading); window=\"peer\": the peer "
+               "had.",
                MetricType::Counter);
     MetricFamily sent = family("redmap_tcp_sent_bytes_total",
                                "Payload bytes sent and acknowledged, counted when the connection "

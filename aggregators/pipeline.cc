@@ -1,6 +1,7 @@
 #include "aggregators/pipeline.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "aggregators/metadata/process_info.h"
@@ -38,9 +39,23 @@ class Pipeline::Impl {
             [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
               return ProcessName(tgid, comm, ts_ns);
             })),
+        service_graph_(std::make_shared<ServiceGraphAggregator>(
+            ServiceGraphOptionsFrom(options), [this](const Span& s) { return ServiceName(s); },
+            tcp_.get())),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
     fanout_.Add(red_.get());
+    fanout_.Add(service_graph_.get());
+  }
+
+  static ServiceGraphOptions ServiceGraphOptionsFrom(const PipelineOptions& o) {
+    ServiceGraphOptions g = o.service_graph;
+    if (g.buckets.empty()) g.buckets = o.red.buckets;
+    if (g.node_name.empty()) {
+      const char* node = std::getenv("NODE_NAME");
+      g.node_name = node != nullptr && *node != '\0' ? node : LocalHostName();
+    }
+    return g;
   }
 
   std::string ServiceName(const Span& s) { return ProcessName(s.conn.tgid, s.process_name, s.end_ns); }
@@ -56,6 +71,7 @@ class Pipeline::Impl {
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;
+  std::shared_ptr<ServiceGraphAggregator> service_graph_;
   std::shared_ptr<TargetInfo> target_info_;
   FanOut fanout_;
   ConnTracker tracker_;  // declared last: destroyed first, while its sinks live
@@ -88,6 +104,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineOptions
     }
   }
   if (options.network.max_series == 0) return absl::InvalidArgumentError("network.max_series is 0");
+  if (options.service_graph.max_series == 0) {
+    return absl::InvalidArgumentError("service_graph.max_series is 0");
+  }
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->impl_ = std::make_unique<Impl>(options);
   return p;
@@ -121,6 +140,7 @@ void Pipeline::Tick(uint64_t now_ns) {
   s.tracker_.ExpireIdle(now_ns);
   s.red_->Expire(now_ns);
   s.tcp_->Expire(now_ns);
+  s.service_graph_->Expire(now_ns);
 }
 
 void Pipeline::Flush() { impl_->tracker_.Flush(); }
@@ -130,7 +150,7 @@ void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Pipeline::Collectables() {
-  return {impl_->red_, impl_->tcp_, impl_->self_, impl_->target_info_};
+  return {impl_->red_, impl_->tcp_, impl_->service_graph_, impl_->self_, impl_->target_info_};
 }
 
 }  // namespace redmap

@@ -1,6 +1,7 @@
 // Everything between a socket event and a metric, wired once:
 //   EventSink (source) -> ConnTracker -> protocol parsers -> Span
 //     -> RedAggregator (+ any extra SpanSinks, e.g. --replay.spans printer)
+//     -> ServiceGraphAggregator (service-map edges, names from TcpAggregator)
 //   TcpEvent (source) -> TcpAggregator (network health per edge)
 // The exporter owns one Pipeline per source; tests build their own.
 #ifndef REDMAP_AGGREGATORS_PIPELINE_H_
@@ -15,6 +16,7 @@
 #include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/self/self_metrics.h"
+#include "aggregators/servicemap/service_graph.h"
 #include "aggregators/sources/event.h"
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
@@ -26,6 +28,9 @@ struct PipelineOptions {
   ConnTrackerOptions conntrack;
   RedOptions red;
   NetworkOptions network;
+  // Buckets default to red.buckets and node_name to NODE_NAME or the host
+  // name when left empty.
+  ServiceGraphOptions service_graph;
   // Resolve service_name from /proc (see metadata/process_info.h). When
   // false (replay) no /proc is read: a span's process is named by the comm
   // the kernel reported. Spans without a process (tgid 0, e.g. from a

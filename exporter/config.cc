@@ -142,6 +142,10 @@ const std::map<std::string, Setter>& Keys() {
       {"network.max_series", U32(&Config::network, &Config::Network::max_series, 1, 1u << 20)},
       {"network.series_ttl_seconds",
        U32(&Config::network, &Config::Network::series_ttl_seconds, 1, 86400 * 7)},
+      {"service_graph.max_series",
+       U32(&Config::service_graph, &Config::ServiceGraph::max_series, 1, 1u << 20)},
+      {"service_graph.series_ttl_seconds",
+       U32(&Config::service_graph, &Config::ServiceGraph::series_ttl_seconds, 1, 86400 * 7)},
   };
   return *keys;
 }

@@ -56,6 +56,12 @@ struct Config {
     uint32_t series_ttl_seconds = 600;  // idle edges without connections disappear
   } network;
 
+  // Service-map edges (traces_service_graph_*); durations use red.buckets.
+  struct ServiceGraph {
+    uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
+    uint32_t series_ttl_seconds = 600;  // edges not updated this long disappear
+  } service_graph;
+
   // Parses YAML text. Unknown keys and bad values are errors naming the key
   // ("capture.payload_bytes: must be between 1 and 16384, got 0").
   static absl::StatusOr<Config> FromYaml(const std::string& yaml_text);

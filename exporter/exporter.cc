@@ -21,6 +21,9 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.network.max_connections = config.network.max_connections;
   o.network.max_series = config.network.max_series;
   o.network.series_ttl_ns = uint64_t{config.network.series_ttl_seconds} * 1000000000ull;
+  o.service_graph.max_series = config.service_graph.max_series;
+  o.service_graph.series_ttl_ns =
+      uint64_t{config.service_graph.series_ttl_seconds} * 1000000000ull;
   return o;
 }
 

@@ -210,6 +210,31 @@ TEST_F(HttpRedTest, CurlCountsPerRouteMethodStatusOnBothSides) {
             5);
 }
 
+TEST_F(HttpRedTest, ServiceGraphCountsEachRequestOnce) {
+  // Both ends on this node: the request is counted once (server side), and
+  // both durations are recorded on the same edge.
+  const Labels edge = {{"client", "curl"}, {"server", "nginx"}, {"connection_type", ""}};
+  const std::string total = "traces_service_graph_request_total";
+  Exposition before = Scrape();
+  double total0 = before.Sum(total, edge);
+  double failed0 = before.Sum("traces_service_graph_request_failed_total", edge);
+  double client0 = before.Sum("traces_service_graph_request_client_seconds_count", edge);
+  Curl("/ok", 4);
+  Curl("/boom", 3);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline && Scrape().Sum(total, edge) < total0 + 7) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Sum(total, edge) - total0, 7) << e.text();
+  EXPECT_EQ(e.Sum("traces_service_graph_request_failed_total", edge) - failed0, 3);
+  EXPECT_EQ(e.Sum("traces_service_graph_request_client_seconds_count", edge) - client0, 7);
+  // Nothing counted a second time under another label set, and no self-edges.
+  EXPECT_EQ(e.Sum(total, {{"client", "curl"}}), e.Sum(total, edge));
+  EXPECT_EQ(e.Count(total, {{"client", "nginx"}, {"server", "nginx"}}), 0);
+}
+
 TEST_F(HttpRedTest, H2loadHttp1ExactCounts) {
   constexpr int kRequests = 2000;
   auto r = RunShell(absl::StrCat("h2load --h1 -n ", kRequests, " -c 4 ", Url("/bench")));

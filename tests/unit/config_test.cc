@@ -44,6 +44,8 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->network.rtt_buckets, d.network.rtt_buckets);
   EXPECT_EQ(file->network.max_series, d.network.max_series);
   EXPECT_EQ(file->network.series_ttl_seconds, d.network.series_ttl_seconds);
+  EXPECT_EQ(file->service_graph.max_series, d.service_graph.max_series);
+  EXPECT_EQ(file->service_graph.series_ttl_seconds, d.service_graph.series_ttl_seconds);
 }
 
 TEST(ConfigTest, EveryKeyOverridable) {
@@ -73,6 +75,9 @@ network:
   rtt_buckets: [0.002]
   max_series: 9
   series_ttl_seconds: 61
+service_graph:
+  max_series: 11
+  series_ttl_seconds: 62
 )");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->web.listen_address, "[::1]:9999");
@@ -95,6 +100,8 @@ network:
   EXPECT_EQ(c->network.rtt_buckets, (std::vector<double>{0.002}));
   EXPECT_EQ(c->network.max_series, 9u);
   EXPECT_EQ(c->network.series_ttl_seconds, 61u);
+  EXPECT_EQ(c->service_graph.max_series, 11u);
+  EXPECT_EQ(c->service_graph.series_ttl_seconds, 62u);
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {
@@ -123,6 +130,7 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"network:\n  connect_buckets: x\n", "network.connect_buckets: must be a non-empty list"},
       {"network:\n  max_connections: 0\n", "network.max_connections: must be between 1"},
       {"network:\n  rtt_bucket: [1]\n", "unknown key 'network.rtt_bucket'"},
+      {"service_graph:\n  max_series: 0\n", "service_graph.max_series: must be between 1"},
       {"capture:\n  payload_bytes: [1\n", "malformed YAML at line"},
   };
   for (const Case& c : cases) {

@@ -21,9 +21,12 @@ namespace {
 using Setter = std::function<absl::Status(const YAML::Node&, const std::string& key, Config*)>;
 
 absl::Status BadValue(const std::string& key, const std::string& what, const YAML::Node& n) {
-  std::string got = n.IsScalar() ? n.Scalar() : (n.IsSequence() ? "a list" : "a map");
-  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what, ", got '", got, "' (line ",
-                                                 n.Mark().line + 1, ")"));
+  std::string got = n.IsScalar()     ? absl::StrCat("'", n.Scalar(), "'")
+                    : n.IsSequence() ? "a list"
+                    : n.IsMap()      ? "a map"
+                                     : "nothing";
+  return absl::InvalidArgumentError(
+      absl::StrCat(key, ": ", what, ", got ", got, " (line ", n.Mark().line + 1, ")"));
 }
 
 template <typename T>
@@ -157,7 +160,12 @@ absl::Status Walk(const YAML::Node& node, const std::string& prefix, Config* c) 
                      node.Mark().line + 1, ")"));
   }
   for (const auto& kv : node) {
-    const std::string name = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix.empty() ? "config" : prefix,
+                                                     ": keys must be plain names (line ",
+                                                     kv.first.Mark().line + 1, ")"));
+    }
+    const std::string& name = kv.first.Scalar();
     const std::string key = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
     auto it = Keys().find(key);
     if (it != Keys().end()) {

@@ -37,6 +37,9 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   auto server = HttpServer::Start(config.web.listen_address, self);
   if (!server.ok()) return server.status();
   e->server_ = std::move(*server);
+  // Serve what there is from the start: self-metrics and probe status are
+  // worth a scrape even while the probes load.
+  e->server_->SetCollectables(e->pipeline_->Collectables());
 
   auto mounted = EnsureTracefsMounted();
   if (!mounted.ok()) return mounted.status();
@@ -58,7 +61,6 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   self->SetTableFillReader([src] { return src->ReadTableFill(); });
   Pipeline* p = e->pipeline_.get();
   src->SetTick([p](uint64_t now) { p->Tick(now); });
-  e->server_->SetCollectables(e->pipeline_->Collectables());
   return e;
 }
 

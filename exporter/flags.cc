@@ -18,7 +18,7 @@ eBPF RED metrics for the HTTP traffic of unmodified programs on this node.
                               kernel, print the exposition to stdout and exit
   --replay.spans              with --replay, also print one JSON line per span
   --version                   print the version and exit
-  --help                      print this help and exit
+  -h, --help                  print this help and exit
 )";
 }
 
@@ -27,7 +27,7 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::optional<std::string> value;
-    if (name.rfind("--", 0) != 0) {
+    if (name.rfind("--", 0) != 0 && name != "-h") {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", name, "'"));
     }
     if (size_t eq = name.find('='); eq != std::string::npos) {
@@ -39,10 +39,11 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) return args[++i];
       return absl::InvalidArgumentError(absl::StrCat("flag ", name, " needs a value"));
     };
-    if (name == "--help" || name == "-h") {
-      f.help = true;
-    } else if (name == "--version") {
-      f.version = true;
+    if (name == "--help" || name == "-h" || name == "--version") {
+      if (value) {
+        return absl::InvalidArgumentError(absl::StrCat("flag ", name, " takes no value"));
+      }
+      (name == "--version" ? f.version : f.help) = true;
     } else if (name == "--replay.spans") {
       if (value && *value != "true" && *value != "false") {
         return absl::InvalidArgumentError("flag --replay.spans takes no value (or true/false)");

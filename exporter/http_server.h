@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregators/self/self_metrics.h"
+#include "exporter/listen_address.h"
 #include "prometheus/collectable.h"
 
 struct mg_context;
@@ -39,9 +40,11 @@ class HttpServer {
   static int HandleHealth(mg_connection* conn, void* self);
   static int HandleIndex(mg_connection* conn, void* self);
 
+  bool library_initialized_ = false;
   mg_context* ctx_ = nullptr;
   SelfMetrics* self_ = nullptr;
   int port_ = 0;
+  ListenAddress bound_;
   std::string address_;
   absl::Mutex mu_;
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables_ ABSL_GUARDED_BY(mu_);

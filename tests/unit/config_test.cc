@@ -1,6 +1,12 @@
 #include "exporter/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "tests/testlib/status_matchers.h"
 
@@ -114,7 +120,8 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"capture:\n  payload_bytes: 0\n", "capture.payload_bytes: must be between 1 and 16384"},
       {"capture:\n  payload_bytes: 20000\n", "capture.payload_bytes: must be between 1 and 16384"},
       {"capture:\n  payload_bytes: lots\n", "capture.payload_bytes: must be an integer"},
-      {"capture:\n  ring_buffer_bytes: 10000\n", "capture.ring_buffer_bytes: must be a power of two"},
+      {"capture:\n  ring_buffer_bytes: 10000\n",
+       "capture.ring_buffer_bytes: must be a power of two"},
       {"capture:\n  wakeup_bytes: 9000000\n", "capture.wakeup_bytes: must be smaller"},
       {"capture:\n  trace_self: yes please\n", "capture.trace_self: must be true or false"},
       {"red:\n  buckets: [0.1, 0.05]\n", "red.buckets: buckets must be strictly increasing"},
@@ -132,12 +139,103 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"network:\n  rtt_bucket: [1]\n", "unknown key 'network.rtt_bucket'"},
       {"service_graph:\n  max_series: 0\n", "service_graph.max_series: must be between 1"},
       {"capture:\n  payload_bytes: [1\n", "malformed YAML at line"},
+      {"web:\n  listen_adress: x\n", "unknown key 'web.listen_adress'"},
+      {"red:\n  buckets: [1]\n  max_serie: 3\n", "unknown key 'red.max_serie' (line 3)"},
+      {"conntrack:\n  max_connections: 5\n  idle: 3\n", "unknown key 'conntrack.idle'"},
+      {"capture:\n  payload_bytes: 0\n", "must be between 1 and 16384, got '0' (line 2)"},
+      {"capture:\n  payload_bytes: -1\n", "capture.payload_bytes: must be an integer"},
+      {"capture:\n  payload_bytes: 1.5\n", "capture.payload_bytes: must be an integer"},
+      {"capture:\n  payload_bytes: 99999999999999999999\n", "capture.payload_bytes"},
+      {"capture:\n  payload_bytes:\n", "capture.payload_bytes: must be a number, got nothing"},
+      {"capture:\n  payload_bytes: [1]\n", "capture.payload_bytes: must be a number, got a list"},
+      {"capture:\n  ring_buffer_bytes: 2048\n", "capture.ring_buffer_bytes: must be between 4096"},
+      {"capture:\n  ring_buffer_bytes: 2147483648\n", "capture.ring_buffer_bytes: must be between"},
+      {"capture:\n  max_connections: 0\n", "capture.max_connections: must be between 1 and"},
+      {"capture:\n  max_connections: 16777217\n", "capture.max_connections: must be between"},
+      {"capture:\n  wakeup_bytes: 0\n", "capture.wakeup_bytes: must be between 1"},
+      {"capture:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 4096\n",
+       "capture.wakeup_bytes: must be smaller than capture.ring_buffer_bytes (4096), got 4096"},
+      {"capture:\n  poll_interval_ms: 0\n",
+       "capture.poll_interval_ms: must be between 1 and 10000"},
+      {"capture:\n  poll_interval_ms: 10001\n",
+       "capture.poll_interval_ms: must be between 1 and 10000"},
+      {"capture:\n  trace_self: 1\n", "capture.trace_self: must be true or false"},
+      {"conntrack:\n  max_connections: 0\n", "conntrack.max_connections: must be between 1"},
+      {"conntrack:\n  idle_timeout_seconds: 0\n",
+       "conntrack.idle_timeout_seconds: must be between 1"},
+      {"conntrack:\n  max_buffer_bytes: 10\n", "conntrack.max_buffer_bytes: must be between 1024"},
+      {"red:\n  buckets: 0.5\n", "red.buckets: must be a non-empty list"},
+      {"red:\n  buckets: [0.1, 0.1]\n", "red.buckets: buckets must be strictly increasing"},
+      {"red:\n  buckets: [-1]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [.nan]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [fast]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [[1]]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  max_series: 0\n", "red.max_series: must be between 1"},
+      {"red:\n  series_ttl_seconds: 0\n", "red.series_ttl_seconds: must be between 1"},
+      {"web:\n  listen_address: [a]\n", "web.listen_address: must be HOST:PORT, got a list"},
+      {"web:\n  listen_address: example.com:80\n", "web.listen_address: 'example.com' is not"},
+      {"web:\n  listen_address: \"[::1:80\"\n", "web.listen_address: must be HOST:PORT"},
+      {"web: []\n", "web: must be a map"},
+      {"- a\n- b\n", "config: must be a map"},
+      {"just text\n", "config: must be a map"},
+      {"? [a, b]\n: 1\n", "config: keys must be plain names"},
+      {"capture:\n  payload_bytes: 1\n   bad_indent: 2\n", "malformed YAML at line"},
+      {"web: {listen_address: \"1.2.3.4:1\"\n", "malformed YAML at line"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(Config::FromYaml(c.yaml),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.yaml;
   }
+}
+
+TEST(ConfigTest, AcceptedForms) {
+  struct Case {
+    const char* yaml;
+    std::function<bool(const Config&)> check;
+  } cases[] = {
+      {"# only a comment\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture:\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture: {}\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture:\n  payload_bytes: 16384\n",
+       [](const Config& c) { return c.capture.payload_bytes == 16384; }},
+      {"capture:\n  payload_bytes: 1\n",
+       [](const Config& c) { return c.capture.payload_bytes == 1; }},
+      {"capture:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 4095\n",
+       [](const Config& c) { return c.capture.ring_buffer_bytes == 4096; }},
+      {"capture:\n  ring_buffer_bytes: 1073741824\n",
+       [](const Config& c) { return c.capture.ring_buffer_bytes == 1u << 30; }},
+      {"web:\n  listen_address: \":9435\"\n",
+       [](const Config& c) { return c.web.listen_address == ":9435"; }},
+      {"web:\n  listen_address: 127.0.0.1:0\n",
+       [](const Config& c) { return c.web.listen_address == "127.0.0.1:0"; }},
+      {"red:\n  buckets: [1e-3, 2.5e-1, 10]\n",
+       [](const Config& c) {
+         return c.red.buckets == std::vector<double>{0.001, 0.25, 10};
+       }},
+      {"red:\n  buckets:\n    - 0.5\n",
+       [](const Config& c) { return c.red.buckets == std::vector<double>{0.5}; }},
+      {"capture: {payload_bytes: 10, trace_self: false}\n",
+       [](const Config& c) { return c.capture.payload_bytes == 10 && !c.capture.trace_self; }},
+  };
+  for (const Case& c : cases) {
+    auto config = Config::FromYaml(c.yaml);
+    ASSERT_THAT(config, IsOk()) << c.yaml;
+    EXPECT_TRUE(c.check(*config)) << c.yaml;
+  }
+}
+
+TEST(ConfigTest, FileErrorsArePrefixedWithThePath) {
+  char path[] = "/tmp/redmap-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const char text[] = "red:\n  max_series: 0\n";
+  ASSERT_EQ(write(fd, text, sizeof(text) - 1), static_cast<ssize_t>(sizeof(text) - 1));
+  close(fd);
+  EXPECT_THAT(Config::FromFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(std::string(path) + ": red.max_series: must be between 1")));
+  unlink(path);
 }
 
 TEST(ConfigTest, MissingFileNamesThePath) {

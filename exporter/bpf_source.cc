@@ -225,14 +225,12 @@ class BpfSource::Impl {
     sink_ = sink;
     const int timeout_ms = static_cast<int>(options_.capture.poll_interval_ms);
     while (!stop.load(std::memory_order_relaxed)) {
+      const uint64_t round_start = MonotonicNs();
       // The kernel side wakes us only past wakeup_bytes; otherwise the
       // timeout drains whatever queued up (events carry kernel timestamps,
-      // so batching delays nothing that is measured).
-      // Records held back by the merger go out after a short wait, not a
-      // whole poll interval.
-      int n = ring_buffer__poll(
-          rb_, merger_.buffered_records() > 0 ? static_cast<int>(kHoldBackNs / 1000000) + 1
-                                              : timeout_ms);
+      // so batching delays nothing that is measured). Records held back by
+      // the merger go out after a short wait, not a whole poll interval.
+      int n = ring_buffer__poll(rb_, merger_.buffered_records() > 0 ? 1 : timeout_ms);
       if (n < 0 && n != -EINTR) {
         return absl::InternalError(absl::StrCat("ring buffer poll failed: ", ErrnoText(-n)));
       }
@@ -242,6 +240,11 @@ class BpfSource::Impl {
       ring_buffer__consume(rb_);
       Deliver(read_start > kHoldBackNs ? read_start - kHoldBackNs : 0);
       if (tick_) tick_(MonotonicNs());
+      // Under steady traffic a ring always has data and poll returns at
+      // once: pace the rounds so that each one handles a batch, not a few
+      // records (each round sorts and carries over what it holds back).
+      const uint64_t spent = MonotonicNs() - round_start;
+      if (spent < kMinRoundNs) usleep(static_cast<useconds_t>((kMinRoundNs - spent) / 1000));
     }
     ring_buffer__consume(rb_);
     Deliver(std::numeric_limits<uint64_t>::max());
@@ -297,7 +300,9 @@ class BpfSource::Impl {
   }
 
   // Records younger than this at the start of a read are held back a round.
-  static constexpr uint64_t kHoldBackNs = 2 * 1000 * 1000;
+  // (An event is in its ring microseconds after its timestamp.)
+  static constexpr uint64_t kHoldBackNs = 250 * 1000;
+  static constexpr uint64_t kMinRoundNs = 1000 * 1000;
 
   // The per-CPU counters (all zero if the map cannot be read).
   std::vector<redmap_stats> ReadStats() const {

@@ -1,6 +1,5 @@
 #include "exporter/openmetrics.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -21,12 +20,12 @@ void AppendDouble(double v, std::string* out) {
   } else if (std::isinf(v)) {
     out->append(v > 0 ? "+Inf" : "-Inf");
   } else {
-    // Shortest round-trip form, as prometheus-cpp's text serializer writes
-    // it: an `le` must be the same string in both formats, or Prometheus
-    // would see other series.
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-    out->append(buf, static_cast<size_t>(end - buf));
+    // As prometheus-cpp's text serializer writes it (%g with 16 digits): an
+    // `le` must be the same string in both formats, or Prometheus would see
+    // other series (the unit test compares the two).
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%.*g", std::numeric_limits<double>::max_digits10 - 1, v);
+    out->append(buf);
   }
 }
 

@@ -24,6 +24,7 @@ tr.trace:hover{background:#eef3ff;cursor:pointer}
 tr.sel{background:#dfe8ff}
 .err{color:#b00020;font-weight:600}
 .num{text-align:right;font-variant-numeric:tabular-nums}
+#list{max-height:36vh;overflow:auto;border:1px solid #dde}
 #detail{margin-top:16px}
 .warn{background:#fff6d6;border:1px solid #e8d27a;padding:6px 8px;margin:6px 0}
 .wf{background:#fff;border:1px solid #dde}
@@ -49,9 +50,9 @@ pre{background:#f3f3f6;padding:6px;overflow:auto;max-height:240px;margin:4px 0}
 <button>Search</button>
 </form>
 <main>
-<table id="traces"><thead><tr><th>start</th><th>root</th><th>services</th>
+<div id="list"><table id="traces"><thead><tr><th>start</th><th>root</th><th>services</th>
 <th class="num">spans</th><th class="num">duration</th><th>status</th><th>kept</th></tr></thead>
-<tbody></tbody></table>
+<tbody></tbody></table></div>
 <div id="detail"></div>
 </main>
 <script>
@@ -126,7 +127,10 @@ function spanDetail(s) {
   return box;
 }
 async function showTrace(id) {
-  document.querySelectorAll("tr.trace").forEach((r) => r.classList.toggle("sel", r.dataset.id === id));
+  document.querySelectorAll("tr.trace").forEach((r) => {
+    r.classList.toggle("sel", r.dataset.id === id);
+    if (r.dataset.id === id) r.scrollIntoView({block: "nearest"});
+  });
   const d = $("#detail");
   let t;
   try { t = await getJson("debug/traces/" + encodeURIComponent(id)); }

@@ -1,6 +1,7 @@
 #include "aggregators/pipeline.h"
 
 #include <cmath>
+#include <ctime>
 #include <cstdlib>
 #include <vector>
 
@@ -46,6 +47,13 @@ class Pipeline::Impl {
         tracker_(options.conntrack, &fanout_, self_.get()) {
     fanout_.Add(red_.get());
     fanout_.Add(service_graph_.get());
+    if (options.traces_enabled) {
+      traces::TraceOptions t = options.traces;
+      if (t.exemplar_buckets.empty()) t.exemplar_buckets = options.red.buckets;
+      traces_ = std::make_shared<traces::TraceSampler>(
+          t, [this](const Span& s) { return ServiceName(s); });
+      fanout_.Add(traces_.get());
+    }
   }
 
   static ServiceGraphOptions ServiceGraphOptionsFrom(const PipelineOptions& o) {
@@ -73,6 +81,7 @@ class Pipeline::Impl {
   std::shared_ptr<TcpAggregator> tcp_;
   std::shared_ptr<ServiceGraphAggregator> service_graph_;
   std::shared_ptr<TargetInfo> target_info_;
+  std::shared_ptr<traces::TraceSampler> traces_;
   FanOut fanout_;
   ConnTracker tracker_;  // declared last: destroyed first, while its sinks live
   bool housekept_ = false;
@@ -129,6 +138,8 @@ void Pipeline::OnTcp(const TcpEvent& event) {
 
 void Pipeline::Tick(uint64_t now_ns) {
   Impl& s = *impl_;
+  // Traces are decided as their wait ends, not once a second.
+  if (s.traces_) s.traces_->Tick(now_ns);
   // Cheap when called per poll: one compare. A clock that went backwards
   // (a new capture) restarts the interval instead of stalling it.
   if (s.housekept_ && now_ns >= s.last_housekeeping_ns_ &&
@@ -143,14 +154,30 @@ void Pipeline::Tick(uint64_t now_ns) {
   s.service_graph_->Expire(now_ns);
 }
 
-void Pipeline::Flush() { impl_->tracker_.Flush(); }
+void Pipeline::Flush() {
+  impl_->tracker_.Flush();
+  if (impl_->traces_) impl_->traces_->Flush();
+}
+
+traces::TraceSampler* Pipeline::trace_sampler() { return impl_->traces_.get(); }
+
+int64_t Pipeline::MonotonicToUnixOffsetNs() {
+  timespec mono{}, real{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000ll +
+         (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
+}
 
 void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
 
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Pipeline::Collectables() {
-  return {impl_->red_, impl_->tcp_, impl_->service_graph_, impl_->self_, impl_->target_info_};
+  std::vector<std::shared_ptr<prometheus::Collectable>> c = {
+      impl_->red_, impl_->tcp_, impl_->service_graph_, impl_->self_, impl_->target_info_};
+  if (impl_->traces_) c.push_back(impl_->traces_);
+  return c;
 }
 
 }  // namespace redmap

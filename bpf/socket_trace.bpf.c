@@ -48,6 +48,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Read-only knobs, set by userspace between open and load. */
 const volatile __u32 self_tgid = 0;
 const volatile __u16 self_port = 0;
+const volatile __u16 self_debug_port = 0; /* the debug (traces) listener */
 const volatile __u32 payload_bytes = 1024;
 const volatile __u64 wakeup_bytes = 64 * 1024;
 
@@ -224,8 +225,10 @@ static __always_inline struct conn_info *conn_create(__u64 key, struct file *fil
 	ci.role = role;
 	ci.cgroup_id = bpf_get_current_cgroup_id();
 	fill_tuple(&ci, sk);
-	/* redmap's own endpoint (scrapes of /metrics) is never traced. */
-	if (self_port && (ci.local_port == self_port || ci.remote_port == self_port))
+	/* redmap's own endpoints (scrapes of /metrics, trace queries) are never traced. */
+	if ((self_port && (ci.local_port == self_port || ci.remote_port == self_port)) ||
+	    (self_debug_port &&
+	     (ci.local_port == self_debug_port || ci.remote_port == self_debug_port)))
 		ci.protocol = REDMAP_PROTO_NONE;
 	bpf_map_update_elem(&conn_info_map, &key, &ci, BPF_ANY);
 	return bpf_map_lookup_elem(&conn_info_map, &key);

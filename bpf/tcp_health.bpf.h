@@ -88,7 +88,9 @@ static __always_inline void tcp_fill_sk_tuple(struct redmap_tcp_event *ev, const
 
 static __always_inline int tcp_is_self(const struct redmap_tcp_event *ev)
 {
-	return self_port && (ev->local_port == self_port || ev->remote_port == self_port);
+	return (self_port && (ev->local_port == self_port || ev->remote_port == self_port)) ||
+	       (self_debug_port &&
+		(ev->local_port == self_debug_port || ev->remote_port == self_debug_port));
 }
 
 /* Fills owner fields from the connection's entry, if it has one. */

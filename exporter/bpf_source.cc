@@ -86,6 +86,7 @@ class BpfSource::Impl {
     // 2. Read-only knobs (.rodata) and map sizes from the config.
     skel_->rodata->self_tgid = options.self_tgid;
     skel_->rodata->self_port = options.self_port;
+    skel_->rodata->self_debug_port = options.self_debug_port;
     skel_->rodata->payload_bytes = options.capture.payload_bytes;
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return absl::InternalError("cannot count possible CPUs");

@@ -14,6 +14,10 @@ eBPF RED metrics for the HTTP traffic of unmodified programs on this node.
   --web.listen-address=HOST:PORT
                               where /metrics, /healthz and / are served
                               (default 0.0.0.0:9435; overrides web.listen_address)
+  --debug.listen-address=HOST:PORT
+                              where sampled traces are served: JSON, the Jaeger
+                              query API and an HTML page (default 127.0.0.1:9436;
+                              overrides debug.listen_address)
   --replay=FILE.pcap          run the pipeline over a capture instead of the
                               kernel, print the exposition to stdout and exit
   --replay.spans              with --replay, also print one JSON line per span
@@ -57,6 +61,10 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       auto v = take_value();
       if (!v.ok()) return v.status();
       f.listen_address = *v;
+    } else if (name == "--debug.listen-address") {
+      auto v = take_value();
+      if (!v.ok()) return v.status();
+      f.debug_listen_address = *v;
     } else if (name == "--replay") {
       auto v = take_value();
       if (!v.ok()) return v.status();

@@ -116,10 +116,18 @@ std::string RenderExposition(const std::vector<std::shared_ptr<prometheus::Colle
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen_address,
                                                               SelfMetrics* self) {
+  HttpServerOptions options;
+  options.listen_address = listen_address;
+  return Start(options, self);
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& opts,
+                                                              SelfMetrics* self) {
+  const std::string& listen_address = opts.listen_address;
   auto addr = ParseListenAddress(listen_address);
   if (!addr.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("web.listen_address '", listen_address, "': ", addr.status().message()));
+        absl::StrCat(opts.config_key, " '", listen_address, "': ", addr.status().message()));
   }
   std::string ports = addr->ipv6 ? absl::StrCat("[", addr->host, "]:", addr->port)
                                  : (addr->host.empty() ? std::to_string(addr->port)
@@ -140,6 +148,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
 
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->self_ = self;
+  server->bearer_token_ = opts.bearer_token;
   // Reference-counted in civetweb; balanced in the destructor.
   mg_init_library(0);
   server->library_initialized_ = true;
@@ -161,9 +170,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   server->bound_ = *addr;
   server->bound_.port = static_cast<uint16_t>(server->port_);
   server->address_ = server->bound_.ToString();
-  mg_set_request_handler(server->ctx_, "/metrics$", &HttpServer::HandleMetrics, server.get());
+  if (opts.serve_metrics) {
+    mg_set_request_handler(server->ctx_, "/metrics$", &HttpServer::HandleMetrics, server.get());
+    mg_set_request_handler(server->ctx_, "/$", &HttpServer::HandleIndex, server.get());
+  }
   mg_set_request_handler(server->ctx_, "/healthz$", &HttpServer::HandleHealth, server.get());
-  mg_set_request_handler(server->ctx_, "/$", &HttpServer::HandleIndex, server.get());
   return server;
 }
 
@@ -192,14 +203,68 @@ void HttpServer::SetCollectables(
   collectables_ = std::move(collectables);
 }
 
-std::string HttpServer::RenderMetrics() {
+void HttpServer::SetExemplars(ExemplarLookup lookup) {
+  absl::MutexLock l(&mu_);
+  exemplars_ = std::move(lookup);
+}
+
+void HttpServer::Handle(const std::string& pattern, HttpHandler handler) {
+  routes_.push_back(Route{this, std::move(handler)});
+  mg_set_request_handler(ctx_, pattern.c_str(), &HttpServer::HandleRoute, &routes_.back());
+}
+
+bool HttpServer::Authorized(mg_connection* conn) const {
+  if (bearer_token_.empty()) return true;
+  const char* auth = mg_get_header(conn, "Authorization");
+  const std::string want = "Bearer " + bearer_token_;
+  bool ok = auth != nullptr && std::strlen(auth) == want.size();
+  // Constant time over the expected length: no early exit on a mismatch.
+  unsigned diff = ok ? 0 : 1;
+  for (size_t i = 0; ok && i < want.size(); ++i) {
+    diff |= static_cast<unsigned char>(auth[i]) ^ static_cast<unsigned char>(want[i]);
+  }
+  if (diff == 0) return true;
+  const mg_request_info* req = mg_get_request_info(conn);
+  bool head = req != nullptr && req->request_method != nullptr &&
+              std::strcmp(req->request_method, "HEAD") == 0;
+  const std::string body = "bearer token required\n";
+  mg_printf(conn,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+            "WWW-Authenticate: Bearer realm=\"redmap\"\r\nCache-Control: no-store\r\n\r\n",
+            body.size());
+  if (!head) mg_write(conn, body.data(), body.size());
+  return false;
+}
+
+int HttpServer::HandleRoute(mg_connection* conn, void* data) {
+  auto* route = static_cast<Route*>(data);
+  if (!ReadOnlyMethod(conn)) return 405;
+  if (!route->server->Authorized(conn)) return 401;
+  const mg_request_info* info = mg_get_request_info(conn);
+  HttpRequest req;
+  req.method = info->request_method != nullptr ? info->request_method : "GET";
+  req.path = info->local_uri != nullptr ? info->local_uri : "/";
+  req.query = info->query_string != nullptr ? info->query_string : "";
+  HttpResponse resp;
+  try {
+    resp = route->handler(req);
+  } catch (const std::exception& e) {
+    resp = HttpResponse{500, "text/plain", absl::StrCat("internal error: ", e.what(), "\n")};
+  }
+  Reply(conn, resp.status, resp.content_type.c_str(), resp.body);
+  return resp.status;
+}
+
+std::string HttpServer::RenderMetrics(bool openmetrics) {
   std::vector<std::shared_ptr<prometheus::Collectable>> c;
+  ExemplarLookup exemplars;
   {
     absl::MutexLock l(&mu_);
     c = collectables_;
+    exemplars = exemplars_;
   }
   auto start = std::chrono::steady_clock::now();
-  std::string body = RenderExposition(c);
+  std::string body = openmetrics ? RenderOpenMetrics(c, exemplars) : RenderExposition(c);
   if (self_ != nullptr) {
     self_->ObserveScrapeDuration(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -210,8 +275,17 @@ std::string HttpServer::RenderMetrics() {
 int HttpServer::HandleMetrics(mg_connection* conn, void* data) {
   auto* server = static_cast<HttpServer*>(data);
   if (!ReadOnlyMethod(conn)) return 405;
+  if (!server->Authorized(conn)) return 401;
+  // OpenMetrics (with exemplars) only for scrapers that ask for it.
+  const char* accept = mg_get_header(conn, "Accept");
+  const bool om = accept != nullptr && std::strstr(accept, "application/openmetrics-text");
   try {
-    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", server->RenderMetrics());
+    if (om) {
+      Reply(conn, 200, "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            server->RenderMetrics(true));
+    } else {
+      Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", server->RenderMetrics());
+    }
   } catch (const std::exception& e) {
     Reply(conn, 500, "text/plain", absl::StrCat("collection failed: ", e.what(), "\n"));
   }

@@ -15,6 +15,7 @@ TEST_PACKAGES=(
   nginx-light nghttp2-client wrk curl python3                    # real servers and clients
   prometheus                                                      # promtool check metrics
   tcpdump iproute2 procps nftables                                # captures, namespaces, loss
+  chromium                                                        # renders the traces page (headless)
 )
 
 want=("${BUILD_PACKAGES[@]}")

@@ -52,6 +52,83 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->network.series_ttl_seconds, d.network.series_ttl_seconds);
   EXPECT_EQ(file->service_graph.max_series, d.service_graph.max_series);
   EXPECT_EQ(file->service_graph.series_ttl_seconds, d.service_graph.series_ttl_seconds);
+  EXPECT_EQ(file->debug.listen_address, d.debug.listen_address);
+  EXPECT_EQ(file->debug.bearer_token_file, d.debug.bearer_token_file);
+  EXPECT_EQ(file->traces.enabled, d.traces.enabled);
+  EXPECT_EQ(file->traces.assembly_wait_ms, d.traces.assembly_wait_ms);
+  EXPECT_EQ(file->traces.max_pending_spans, d.traces.max_pending_spans);
+  EXPECT_EQ(file->traces.payload_snippet_bytes, d.traces.payload_snippet_bytes);
+  EXPECT_EQ(file->traces.sample_ratio, d.traces.sample_ratio);
+  EXPECT_EQ(file->traces.slow_threshold_ms, d.traces.slow_threshold_ms);
+  EXPECT_EQ(file->traces.keep_slower_than_route_p99, d.traces.keep_slower_than_route_p99);
+  EXPECT_EQ(file->traces.max_traces_per_second, d.traces.max_traces_per_second);
+  EXPECT_EQ(file->traces.ring_max_bytes, d.traces.ring_max_bytes);
+  EXPECT_EQ(file->traces.ring_max_traces, d.traces.ring_max_traces);
+  EXPECT_EQ(file->traces.redact_headers, d.traces.redact_headers);
+  EXPECT_EQ(file->traces.redact_query_params, d.traces.redact_query_params);
+}
+
+TEST(ConfigTest, TraceKeys) {
+  auto c = Config::FromYaml(R"(
+debug:
+  listen_address: "0.0.0.0:7000"
+  bearer_token_file: /etc/redmap/token
+traces:
+  enabled: false
+  assembly_wait_ms: 250
+  max_pending_spans: 100
+  payload_snippet_bytes: 0
+  sample_ratio: 0.5
+  slow_threshold_ms: 0
+  keep_slower_than_route_p99: false
+  max_traces_per_second: 7
+  ring_max_bytes: 65536
+  ring_max_traces: 10
+  redact_headers: [X-Secret]
+  redact_query_params: []
+)");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->debug.listen_address, "0.0.0.0:7000");
+  EXPECT_EQ(c->debug.bearer_token_file, "/etc/redmap/token");
+  EXPECT_FALSE(c->traces.enabled);
+  EXPECT_EQ(c->traces.assembly_wait_ms, 250u);
+  EXPECT_EQ(c->traces.max_pending_spans, 100u);
+  EXPECT_EQ(c->traces.payload_snippet_bytes, 0u);
+  EXPECT_EQ(c->traces.sample_ratio, 0.5);
+  EXPECT_EQ(c->traces.slow_threshold_ms, 0u);
+  EXPECT_FALSE(c->traces.keep_slower_than_route_p99);
+  EXPECT_EQ(c->traces.max_traces_per_second, 7u);
+  EXPECT_EQ(c->traces.ring_max_bytes, 65536u);
+  EXPECT_EQ(c->traces.ring_max_traces, 10u);
+  EXPECT_EQ(c->traces.redact_headers, std::vector<std::string>{"X-Secret"});
+  EXPECT_TRUE(c->traces.redact_query_params.empty());
+
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } bad[] = {
+      {"traces:\n  sample_ratio: 1.5\n", "traces.sample_ratio: must be between 0 and 1"},
+      {"traces:\n  sample_ratio: some\n", "traces.sample_ratio: must be a number"},
+      {"traces:\n  ring_max_bytes: 100\n", "traces.ring_max_bytes: must be between 4096"},
+      {"traces:\n  ring_max_traces: 0\n", "traces.ring_max_traces: must be between 1"},
+      {"traces:\n  max_pending_spans: 0\n", "traces.max_pending_spans: must be between 1"},
+      {"traces:\n  assembly_wait_ms: 0\n", "traces.assembly_wait_ms: must be between 1"},
+      {"traces:\n  max_traces_per_second: 0\n", "traces.max_traces_per_second: must be between 1"},
+      {"traces:\n  payload_snippet_bytes: 20000\n", "traces.payload_snippet_bytes: must be between"},
+      {"traces:\n  enabled: yes\n", "traces.enabled: must be true or false"},
+      {"traces:\n  redact_headers: X-A\n", "traces.redact_headers: must be a list of names"},
+      {"traces:\n  redact_headers: [\"a b\"]\n", "traces.redact_headers: every entry must be"},
+      {"traces:\n  redact_query_params: [[x]]\n", "traces.redact_query_params: every entry"},
+      {"traces:\n  sample_rate: 1\n", "unknown key 'traces.sample_rate'"},
+      {"debug:\n  listen_address: nope\n", "debug.listen_address: must be HOST:PORT"},
+      {"debug:\n  bearer_token_file: [a]\n", "debug.bearer_token_file: must be a file path"},
+      {"debug:\n  token: x\n", "unknown key 'debug.token'"},
+  };
+  for (const Case& b : bad) {
+    EXPECT_THAT(Config::FromYaml(b.yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(b.message)))
+        << b.yaml;
+  }
 }
 
 TEST(ConfigTest, EveryKeyOverridable) {

@@ -22,6 +22,15 @@ TEST(FlagsTest, BothSpellings) {
   EXPECT_TRUE(f->replay_spans);
 }
 
+TEST(FlagsTest, DebugListenAddress) {
+  auto f = ParseFlags({"--debug.listen-address=127.0.0.1:7"});
+  ASSERT_THAT(f, IsOk());
+  EXPECT_EQ(*f->debug_listen_address, "127.0.0.1:7");
+  EXPECT_FALSE(ParseFlags({}).value().debug_listen_address.has_value());
+  EXPECT_THAT(ParseFlags({"--debug.listen-address"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a value")));
+}
+
 TEST(FlagsTest, Errors) {
   EXPECT_THAT(ParseFlags({"--web.listen-adress=x"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--web.listen-adress")));
@@ -87,7 +96,7 @@ TEST(FlagsTest, EveryErrorNamesTheFlag) {
 
 TEST(FlagsTest, UsageListsEveryFlag) {
   for (const char* flag : {"--config.file=PATH", "--web.listen-address=HOST:PORT",
-                           "--replay=FILE.pcap", "--replay.spans", "--version", "--help"}) {
+                           "--debug.listen-address=HOST:PORT", "--replay=FILE.pcap", "--replay.spans", "--version", "--help"}) {
     EXPECT_THAT(Usage(), HasSubstr(flag));
   }
 }

@@ -163,6 +163,7 @@ bool Http1Stitcher::FeedHead(Stream& s, const StreamSegment& seg, size_t* o,
   switch (ParseHead(data.substr(*o), s.is_request, &head, &n)) {
     case ParseState::kSuccess:
       BeginMessage(s, head, seg, *o, ctx);
+      s.msg.head.assign(data.substr(*o, n));
       s.msg.bytes = n;
       *o += n;
       StartBody(s, head, seg.EventAt(*o - 1).exit_ns, ctx);
@@ -198,6 +199,7 @@ void Http1Stitcher::Salvage(Stream& s, const StreamSegment& seg, size_t o, const
     return;
   }
   BeginMessage(s, head, seg, o, ctx);
+  s.msg.head.assign(seg.data.substr(o, kMaxHeadBytes));
   s.msg.bytes = seg.data.size() - o;
   if (!s.is_request && !IsInterim(head.status)) FinalResponseBegins(ctx);
   // Without the framing headers, the end is a guess: most requests and
@@ -390,6 +392,7 @@ void Http1Stitcher::Enqueue(Message& request, const ConnContext& ctx) {
   slot.tid = request.tid;
   slot.seq = request.seq;
   slot.bytes = request.bytes;
+  slot.head.assign(request.head);
 }
 
 void Http1Stitcher::Emit(Message& request, const Message& response, const ConnContext& ctx) {
@@ -407,8 +410,11 @@ void Http1Stitcher::Emit(Message& request, const Message& response, const ConnCo
   span.http.status = response.status;
   span.http.request_bytes = request.bytes;
   span.http.response_bytes = response.bytes;
+  span.request_head = request.head;
+  span.response_head = response.head;
   ctx.self->AddSpan(Protocol::kHttp1);
   ctx.spans->OnSpan(span);
+  span.request_head = span.response_head = {};  // views into this stitcher
 }
 
 void Http1Stitcher::Lose(Stream& s) {

@@ -58,6 +58,7 @@ class Http1Stitcher : public ConnectionParser {
     uint32_t seq = 0;
     uint64_t bytes = 0;
     bool orphan = false;  // a response that began when no request was waiting
+    std::string head;     // raw head bytes as captured, for Span::*_head
   };
 
   struct Stream {

@@ -1,8 +1,10 @@
 // Sampled traces end to end, as a user runs them: the real redmap_exporter,
-// curl -> nginx (reverse proxy) -> a Python app -> a Python backend on
-// loopback, and the debug listener's JSON, Jaeger API and HTML page read
-// back; the page is rendered by headless Chromium (screenshot kept in the
-// build tree), exemplars are checked in a real Prometheus.
+// curl -> nginx (reverse proxy) -> a Python app -> a Python backend, each
+// tier in its own fake pod (network namespace + kubelet-style cgroup, see
+// pod_util.h) on a node bridge, and the debug listener's JSON, Jaeger API
+// and HTML page read back on the node's loopback; the page is rendered by
+// headless Chromium (screenshot kept in the build tree), exemplars are
+// checked in a real Prometheus.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -19,11 +21,14 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/harness_util.h"
+#include "tests/integration/pod_util.h"
 
 namespace redmap {
 namespace {
 
 using ::redmap::testing::Exposition;
+using ::redmap::testing::FakePod;
+using ::redmap::testing::PodNetwork;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
 using ::redmap::testing::RunShell;
@@ -63,10 +68,10 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
 )PY";
 
-std::string NginxConfig(const std::string& dir, int port, int app_port) {
+std::string NginxConfig(const std::string& dir, int port, const std::string& app) {
   return absl::StrCat(R"(
 daemon off;
 master_process off;
@@ -83,9 +88,9 @@ http {
   uwsgi_temp_path )", dir, R"(/uwsgi;
   scgi_temp_path )", dir, R"(/scgi;
   server {
-    listen 127.0.0.1:)", port, R"(;
+    listen )", port, R"(;
     location = /fast { return 200 "fast\n"; }
-    location / { proxy_pass http://127.0.0.1:)", app_port, R"(; }
+    location / { proxy_pass http://)", app, R"(; }
   }
 }
 )");
@@ -96,25 +101,43 @@ class TracesTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     dir_->Write("server.py", kPythonServer);
-    backend_port_ = FreePort();
-    app_port_ = FreePort();
-    nginx_port_ = FreePort();
-    backend_ = new Subprocess();
-    ASSERT_TRUE(backend_->Start({"python3", dir_->path() + "/server.py", "backend",
-                                 std::to_string(backend_port_)},
-                                {"OTEL_SERVICE_NAME=backend"}));
-    app_ = new Subprocess();
-    ASSERT_TRUE(app_->Start({"python3", dir_->path() + "/server.py", "app",
-                             std::to_string(app_port_),
-                             absl::StrCat("127.0.0.1:", backend_port_)},
-                            {"OTEL_SERVICE_NAME=app"}));
-    dir_->Write("nginx.conf", NginxConfig(dir_->path(), nginx_port_, app_port_));
-    nginx_ = new Subprocess();
-    ASSERT_TRUE(nginx_->Start({"nginx", "-c", dir_->path() + "/nginx.conf", "-e",
-                               dir_->path() + "/error.log"}));
-    for (int p : {backend_port_, app_port_, nginx_port_}) {
-      ASSERT_TRUE(WaitForPort("127.0.0.1", p, std::chrono::seconds(10)))
-          << backend_->Output() << app_->Output() << nginx_->Output();
+    const int n = getpid() % 200 + 20;
+    net_ = PodNetwork::Create(absl::StrCat("10.216.", n)).release();
+    ASSERT_NE(net_, nullptr);
+    auto pod = [](const char* name, const char* uid, char id, int octet) {
+      FakePod* p = FakePod::Create(net_, {.name = name, .uid = uid,
+                                          .container_id = std::string(64, id),
+                                          .host_octet = octet})
+                       .release();
+      EXPECT_NE(p, nullptr) << name;
+      return p;
+    };
+    client_pod_ = pod("cl", "7c1d6a52-0f3e-4b8a-9d21-5e6f7a8b9c01", 'c', 2);
+    nginx_pod_ = pod("ng", "7c1d6a52-0f3e-4b8a-9d21-5e6f7a8b9c02", 'd', 3);
+    app_pod_ = pod("ap", "7c1d6a52-0f3e-4b8a-9d21-5e6f7a8b9c03", 'e', 4);
+    backend_pod_ = pod("be", "7c1d6a52-0f3e-4b8a-9d21-5e6f7a8b9c04", 'f', 5);
+    ASSERT_TRUE(client_pod_ && nginx_pod_ && app_pod_ && backend_pod_);
+    nginx_url_ = absl::StrCat("http://", nginx_pod_->ip(), ":", kNginxPort);
+    backend_ = backend_pod_->Start({"python3", dir_->path() + "/server.py", "backend",
+                                    std::to_string(kAppPort)},
+                                   {"OTEL_SERVICE_NAME=backend"})
+                   .release();
+    app_ = app_pod_->Start({"python3", dir_->path() + "/server.py", "app",
+                            std::to_string(kAppPort),
+                            absl::StrCat(backend_pod_->ip(), ":", kAppPort)},
+                           {"OTEL_SERVICE_NAME=app"})
+               .release();
+    dir_->Write("nginx.conf", NginxConfig(dir_->path(), kNginxPort,
+                                          absl::StrCat(app_pod_->ip(), ":", kAppPort)));
+    nginx_ = nginx_pod_->Start({"nginx", "-c", dir_->path() + "/nginx.conf", "-e",
+                                dir_->path() + "/error.log"})
+                 .release();
+    ASSERT_TRUE(backend_ && app_ && nginx_);
+    for (auto [ip, port] : {std::pair{backend_pod_->ip(), kAppPort},
+                            std::pair{app_pod_->ip(), kAppPort},
+                            std::pair{nginx_pod_->ip(), kNginxPort}}) {
+      ASSERT_TRUE(WaitForPort(ip, port, std::chrono::seconds(10)))
+          << ip << ":" << port << backend_->Output() << app_->Output() << nginx_->Output();
     }
 
     // Everything kept (ratio 1), a short assembly wait, and a ring small
@@ -145,14 +168,13 @@ traces:
     ASSERT_EQ(Exposition::Parse(r->body).Sum("redmap_probe_up", {{"probe", "sys_exit_btf"}}), 1)
         << r->body;
 
-    // One request through all three tiers, with a W3C parent and secrets.
-    auto c = RunShell(absl::StrCat(
-        "curl -sS -o /dev/null -w '%{http_code}' -H 'traceparent: 00-", kTraceId, "-",
-        kParentId, "-01' -H 'Authorization: Bearer ", kSecretHeader, "' -H 'X-Api-Key: ",
-        kSecretHeader, "' 'http://127.0.0.1:", nginx_port_, "/chain/7?token=", kSecretParam,
-        "&page=2'"));
-    ASSERT_EQ(c.exit_code, 0) << c.output;
-    ASSERT_EQ(c.output, "200");
+    // One request through all three tiers, with a W3C parent and secrets,
+    // from a client pod.
+    auto c = Curl({"-H", absl::StrCat("traceparent: 00-", kTraceId, "-", kParentId, "-01"),
+                   "-H", absl::StrCat("Authorization: Bearer ", kSecretHeader), "-H",
+                   absl::StrCat("X-Api-Key: ", kSecretHeader),
+                   absl::StrCat(nginx_url_, "/chain/7?token=", kSecretParam, "&page=2")});
+    ASSERT_EQ(c, "200");
     trace_ = new json(WaitForTrace(kTraceId, 6));
   }
 
@@ -165,8 +187,24 @@ traces:
     delete nginx_;
     delete app_;
     delete backend_;
+    delete client_pod_;
+    delete nginx_pod_;
+    delete app_pod_;
+    delete backend_pod_;
+    delete net_;
     delete trace_;
     delete dir_;
+  }
+
+  // curl in the client pod; returns the status code it printed.
+  static std::string Curl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto p = client_pod_->Start(argv);
+    if (p == nullptr) return "start failed";
+    const int st = p->Wait();
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p->Output();
+    return p->Output();
   }
 
   static std::string Debug(const std::string& path, int want = 200) {
@@ -202,24 +240,35 @@ traces:
     return nullptr;
   }
 
+  static constexpr int kNginxPort = 80;
+  static constexpr int kAppPort = 8080;  // the app and the backend, each in its pod
   static TempDir* dir_;
+  static PodNetwork* net_;
+  static FakePod* client_pod_;
+  static FakePod* nginx_pod_;
+  static FakePod* app_pod_;
+  static FakePod* backend_pod_;
+  static std::string nginx_url_;
   static Subprocess* backend_;
   static Subprocess* app_;
   static Subprocess* nginx_;
   static Subprocess* exporter_;
   static json* trace_;
-  static int backend_port_, app_port_, nginx_port_, exporter_port_;
+  static int exporter_port_;
 };
 
 TempDir* TracesTest::dir_ = nullptr;
+PodNetwork* TracesTest::net_ = nullptr;
+FakePod* TracesTest::client_pod_ = nullptr;
+FakePod* TracesTest::nginx_pod_ = nullptr;
+FakePod* TracesTest::app_pod_ = nullptr;
+FakePod* TracesTest::backend_pod_ = nullptr;
+std::string TracesTest::nginx_url_;
 Subprocess* TracesTest::backend_ = nullptr;
 Subprocess* TracesTest::app_ = nullptr;
 Subprocess* TracesTest::nginx_ = nullptr;
 Subprocess* TracesTest::exporter_ = nullptr;
 json* TracesTest::trace_ = nullptr;
-int TracesTest::backend_port_ = 0;
-int TracesTest::app_port_ = 0;
-int TracesTest::nginx_port_ = 0;
 int TracesTest::exporter_port_ = 0;
 
 TEST_F(TracesTest, DebugListenerIsOnLoopbackByDefault) {
@@ -257,8 +306,16 @@ TEST_F(TracesTest, ThreeTiersAssembleIntoOneTraceWithTheSentTraceId) {
   EXPECT_EQ((*appc)["link"], "thread");
   EXPECT_EQ((*back)["parent_span_id"], (*appc)["span_id"]);
   EXPECT_EQ((*back)["link"], "tcp_seq");
-  EXPECT_EQ((*ngc)["connection"]["server"], absl::StrCat("127.0.0.1:", app_port_));
-  EXPECT_EQ((*back)["connection"]["server"], absl::StrCat("127.0.0.1:", backend_port_));
+  EXPECT_EQ((*ngc)["connection"]["server"], absl::StrCat(app_pod_->ip(), ":", kAppPort));
+  EXPECT_EQ((*back)["connection"]["server"], absl::StrCat(backend_pod_->ip(), ":", kAppPort));
+  EXPECT_EQ((*ngs)["connection"]["client"].get<std::string>().rfind(client_pod_->ip() + ":", 0),
+            0u)
+      << (*ngs)["connection"];
+  // Each span's process runs in its tier's pod.
+  EXPECT_EQ((*curl)["process"]["cgroup_id"], client_pod_->cgroup_id());
+  EXPECT_EQ((*ngs)["process"]["cgroup_id"], nginx_pod_->cgroup_id());
+  EXPECT_EQ((*apps)["process"]["cgroup_id"], app_pod_->cgroup_id());
+  EXPECT_EQ((*back)["process"]["cgroup_id"], backend_pod_->cgroup_id());
   EXPECT_EQ((*ngs)["propagation"]["format"], "traceparent");
   EXPECT_EQ((*ngs)["propagation"]["parent_span_id"], kParentId);
   // Durations nest: a child runs inside its parent. Each side timestamps
@@ -315,9 +372,7 @@ TEST_F(TracesTest, SecretsAppearInNoEndpoint) {
 }
 
 TEST_F(TracesTest, ErrorsAreKept) {
-  auto c = RunShell(absl::StrCat("curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:",
-                                 nginx_port_, "/fail/1"));
-  ASSERT_EQ(c.output, "500");
+  ASSERT_EQ(Curl({nginx_url_ + "/fail/1"}), "500");
   json list;
   auto deadline = Clock::now() + std::chrono::seconds(15);
   while (Clock::now() < deadline) {
@@ -414,8 +469,7 @@ TEST_F(TracesTest, PageRendersInHeadlessChromium) {
 TEST_F(TracesTest, FloodStaysWithinTheRingBounds) {
   auto before = Exposition::Parse(HttpGet("127.0.0.1", exporter_port_, "/metrics")->body);
   Subprocess wrk;
-  ASSERT_TRUE(wrk.Start({"wrk", "-t1", "-c2", "-d3s", absl::StrCat("http://127.0.0.1:",
-                                                                   nginx_port_, "/fast")}));
+  ASSERT_TRUE(wrk.Start({"wrk", "-t1", "-c2", "-d3s", nginx_url_ + "/fast"}));
   double max_bytes = 0, limit = 0;
   while (wrk.Running()) {
     auto e = Exposition::Parse(HttpGet("127.0.0.1", exporter_port_, "/metrics")->body);

@@ -162,7 +162,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
     // learn the errno users search for ("address already in use").
     std::string why = BindError(*addr);
     if (why.empty()) why = error_text[0] != '\0' ? error_text : "unknown error";
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", addr->ToString(), ": ", why));
+    return absl::UnavailableError(
+        absl::StrCat(opts.config_key, ": cannot listen on ", addr->ToString(), ": ", why));
   }
   mg_server_port sp[4];
   int n = mg_get_server_ports(server->ctx_, 4, sp);

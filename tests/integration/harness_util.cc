@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 namespace redmap::testing {
 
 Subprocess::~Subprocess() {
@@ -244,6 +246,27 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
   std::string p = path_ + "/" + name;
   std::ofstream(p) << content;
   return p;
+}
+
+std::string NginxConfig(const std::string& dir, const std::string& http_body) {
+  return absl::StrCat(R"(
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid )", dir, R"(/nginx.pid;
+error_log )", dir, R"(/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path )", dir, R"(/body;
+  proxy_temp_path )", dir, R"(/proxy;
+  fastcgi_temp_path )", dir, R"(/fastcgi;
+  uwsgi_temp_path )", dir, R"(/uwsgi;
+  scgi_temp_path )", dir, R"(/scgi;
+)", http_body, R"(
+}
+)");
 }
 
 }  // namespace redmap::testing

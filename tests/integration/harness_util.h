@@ -47,6 +47,11 @@ CommandResult RunShell(const std::string& command);
 // A TCP port on 127.0.0.1 free right now.
 int FreePort();
 // Polls until something accepts on host:port.
+// A foreground, single-process nginx configuration whose pid, logs and
+// temp files live in dir; `http_body` is the rest of the http block
+// (server blocks and directives).
+std::string NginxConfig(const std::string& dir, const std::string& http_body);
+
 bool WaitForPort(const std::string& host, int port, std::chrono::milliseconds timeout);
 
 // Plain HTTP/1.0 GET; returns the body, nullopt on connection failure.

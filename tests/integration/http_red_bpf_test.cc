@@ -25,6 +25,7 @@ namespace {
 using ::redmap::testing::Exposition;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
+using ::redmap::testing::NginxConfig;
 using ::redmap::testing::RunShell;
 using ::redmap::testing::Subprocess;
 using ::redmap::testing::TempDir;
@@ -35,22 +36,8 @@ using Clock = std::chrono::steady_clock;
 constexpr char kServer[] = "http_server_request_duration_seconds";
 constexpr char kClient[] = "http_client_request_duration_seconds";
 
-std::string NginxConfig(const std::string& dir, int port) {
-  return absl::StrCat(R"(
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid )", dir, R"(/nginx.pid;
-error_log )", dir, R"(/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path )", dir, R"(/body;
-  proxy_temp_path )", dir, R"(/proxy;
-  fastcgi_temp_path )", dir, R"(/fastcgi;
-  uwsgi_temp_path )", dir, R"(/uwsgi;
-  scgi_temp_path )", dir, R"(/scgi;
+std::string NginxServerConfig(const std::string& dir, int port) {
+  return NginxConfig(dir, absl::StrCat(R"(
   keepalive_requests 100000;
   sendfile on;
   server {
@@ -62,9 +49,7 @@ http {
     location = /pipelined { return 200 "p\n"; }
     location = /bench { return 200 "b\n"; }
     location /files/ { alias )", dir, R"(/files/; }
-  }
-}
-)");
+  })"));
 }
 
 class HttpRedTest : public ::testing::Test {
@@ -75,7 +60,7 @@ class HttpRedTest : public ::testing::Test {
     // 4 MiB + 3 bytes: a body much larger than any capture, served by sendfile.
     RunShell(absl::StrCat("head -c 4194307 /dev/urandom > ", dir_->path(), "/files/big.bin"));
     nginx_port_ = FreePort();
-    dir_->Write("nginx.conf", NginxConfig(dir_->path(), nginx_port_));
+    dir_->Write("nginx.conf", NginxServerConfig(dir_->path(), nginx_port_));
     nginx_ = new Subprocess();
     ASSERT_TRUE(nginx_->Start({"nginx", "-c", dir_->path() + "/nginx.conf", "-e",
                                dir_->path() + "/error.log"}));

@@ -31,6 +31,7 @@ using ::redmap::testing::FakePod;
 using ::redmap::testing::PodNetwork;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
+using ::redmap::testing::NginxConfig;
 using ::redmap::testing::RunShell;
 using ::redmap::testing::Subprocess;
 using ::redmap::testing::TempDir;
@@ -71,29 +72,13 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("0.0.0.0", port), H).serve_forever()
 )PY";
 
-std::string NginxConfig(const std::string& dir, int port, const std::string& app) {
-  return absl::StrCat(R"(
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid )", dir, R"(/nginx.pid;
-error_log )", dir, R"(/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path )", dir, R"(/body;
-  proxy_temp_path )", dir, R"(/proxy;
-  fastcgi_temp_path )", dir, R"(/fastcgi;
-  uwsgi_temp_path )", dir, R"(/uwsgi;
-  scgi_temp_path )", dir, R"(/scgi;
+std::string NginxProxyConfig(const std::string& dir, int port, const std::string& app) {
+  return NginxConfig(dir, absl::StrCat(R"(
   server {
     listen )", port, R"(;
     location = /fast { return 200 "fast\n"; }
     location / { proxy_pass http://)", app, R"(; }
-  }
-}
-)");
+  })"));
 }
 
 class TracesTest : public ::testing::Test {
@@ -127,7 +112,7 @@ class TracesTest : public ::testing::Test {
                             absl::StrCat(backend_pod_->ip(), ":", kAppPort)},
                            {"OTEL_SERVICE_NAME=app"})
                .release();
-    dir_->Write("nginx.conf", NginxConfig(dir_->path(), kNginxPort,
+    dir_->Write("nginx.conf", NginxProxyConfig(dir_->path(), kNginxPort,
                                           absl::StrCat(app_pod_->ip(), ":", kAppPort)));
     nginx_ = nginx_pod_->Start({"nginx", "-c", dir_->path() + "/nginx.conf", "-e",
                                 dir_->path() + "/error.log"})

@@ -81,6 +81,26 @@ class Exposition {
   std::string text_;
 };
 
+// The real redmap_exporter on a free loopback port. Start waits until the
+// probes report on /metrics (the HTTP server listens before BPF loads);
+// on failure it returns false with the exporter's output in *why.
+class ExporterProcess {
+ public:
+  bool Start(const std::vector<std::string>& flags, std::string* why,
+             const std::vector<std::string>& env = {});
+  // SIGTERM; true when it exited 0 (everything detached) within 10 s.
+  bool Stop(std::string* why);
+  int port() const { return port_; }
+  int pid() const { return process_.pid(); }
+  bool Running() { return process_.Running(); }
+  std::string Output() const { return process_.Output(); }
+  Exposition Scrape() const;
+
+ private:
+  Subprocess process_;
+  int port_ = 0;
+};
+
 // Temporary directory removed (recursively) on destruction.
 class TempDir {
  public:

@@ -22,6 +22,7 @@
 namespace redmap {
 namespace {
 
+using ::redmap::testing::ExporterProcess;
 using ::redmap::testing::Exposition;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
@@ -67,18 +68,10 @@ class HttpRedTest : public ::testing::Test {
     ASSERT_TRUE(WaitForPort("127.0.0.1", nginx_port_, std::chrono::seconds(10)))
         << nginx_->Output();
 
-    exporter_port_ = FreePort();
-    exporter_ = new Subprocess();
-    ASSERT_TRUE(exporter_->Start({REDMAP_EXPORTER_BINARY,
-                                  absl::StrCat("--web.listen-address=127.0.0.1:", exporter_port_)}));
-    // Ready when the probes report in: the server listens before BPF loads.
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
-      if (r && Exposition::Parse(r->body).Count("redmap_probe_up") > 0) break;
-      ASSERT_TRUE(exporter_->Running()) << exporter_->Output();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    exporter_ = new ExporterProcess();
+    std::string why;
+    ASSERT_TRUE(exporter_->Start({}, &why)) << why;
+    exporter_port_ = exporter_->port();
     auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
     ASSERT_TRUE(r.has_value()) << exporter_->Output();
     Exposition e = Exposition::Parse(r->body);
@@ -89,10 +82,8 @@ class HttpRedTest : public ::testing::Test {
 
   static void TearDownTestSuite() {
     if (exporter_ != nullptr) {
-      int st = exporter_->Stop(SIGTERM, std::chrono::seconds(10));
-      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
-          << "exporter did not exit cleanly on SIGTERM: " << st << "\n"
-          << exporter_->Output();
+      std::string why;
+      EXPECT_TRUE(exporter_->Stop(&why)) << why;
     }
     delete exporter_;
     delete nginx_;
@@ -131,14 +122,14 @@ class HttpRedTest : public ::testing::Test {
 
   static TempDir* dir_;
   static Subprocess* nginx_;
-  static Subprocess* exporter_;
+  static ExporterProcess* exporter_;
   static int nginx_port_;
   static int exporter_port_;
 };
 
 TempDir* HttpRedTest::dir_ = nullptr;
 Subprocess* HttpRedTest::nginx_ = nullptr;
-Subprocess* HttpRedTest::exporter_ = nullptr;
+ExporterProcess* HttpRedTest::exporter_ = nullptr;
 int HttpRedTest::nginx_port_ = 0;
 int HttpRedTest::exporter_port_ = 0;
 

@@ -26,6 +26,7 @@
 namespace redmap {
 namespace {
 
+using ::redmap::testing::ExporterProcess;
 using ::redmap::testing::Exposition;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
@@ -76,17 +77,10 @@ class TcpHealthTest : public ::testing::Test {
     // It sends at once; hold it open across the exporter's start.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
-    exporter_port_ = FreePort();
-    exporter_ = new Subprocess();
-    ASSERT_TRUE(exporter_->Start({REDMAP_EXPORTER_BINARY,
-                                  absl::StrCat("--web.listen-address=127.0.0.1:", exporter_port_)}));
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
-      if (r && Exposition::Parse(r->body).Count("redmap_probe_up") > 0) break;
-      ASSERT_TRUE(exporter_->Running()) << exporter_->Output();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    exporter_ = new ExporterProcess();
+    std::string why;
+    ASSERT_TRUE(exporter_->Start({}, &why)) << why;
+    exporter_port_ = exporter_->port();
     Exposition e = Scrape();
     for (const char* probe : {"tcp_state", "tcp_retransmit", "tcp_retransmit_synack",
                               "tcp_send_reset", "tcp_receive_reset", "tcp_zero_window",
@@ -97,8 +91,8 @@ class TcpHealthTest : public ::testing::Test {
 
   static void TearDownTestSuite() {
     if (exporter_ != nullptr) {
-      int st = exporter_->Stop(SIGTERM, std::chrono::seconds(10));
-      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << exporter_->Output();
+      std::string why;
+      EXPECT_TRUE(exporter_->Stop(&why)) << why;
     }
     delete exporter_;
     delete old_client_;
@@ -182,7 +176,7 @@ class TcpHealthTest : public ::testing::Test {
 
   static std::string srv_ns_, cli_ns_, srv_ip_, cli_ip_, veth_srv_, veth_cli_;
   static int exporter_port_, old_port_;
-  static Subprocess* exporter_;
+  static ExporterProcess* exporter_;
   static Subprocess* old_server_;
   static Subprocess* old_client_;
   static TempDir* dir_;
@@ -192,7 +186,7 @@ std::string TcpHealthTest::srv_ns_, TcpHealthTest::cli_ns_, TcpHealthTest::srv_i
     TcpHealthTest::cli_ip_, TcpHealthTest::veth_srv_, TcpHealthTest::veth_cli_;
 int TcpHealthTest::exporter_port_ = 0;
 int TcpHealthTest::old_port_ = 0;
-Subprocess* TcpHealthTest::exporter_ = nullptr;
+ExporterProcess* TcpHealthTest::exporter_ = nullptr;
 Subprocess* TcpHealthTest::old_server_ = nullptr;
 Subprocess* TcpHealthTest::old_client_ = nullptr;
 TempDir* TcpHealthTest::dir_ = nullptr;

@@ -26,6 +26,7 @@
 namespace redmap {
 namespace {
 
+using ::redmap::testing::ExporterProcess;
 using ::redmap::testing::Exposition;
 using ::redmap::testing::FakePod;
 using ::redmap::testing::PodNetwork;
@@ -135,19 +136,11 @@ traces:
   ring_max_bytes: 262144
   redact_headers: [X-Api-Key]
 )");
-    exporter_port_ = FreePort();
-    exporter_ = new Subprocess();
     // No --debug.listen-address: the default must be loopback.
-    ASSERT_TRUE(exporter_->Start({REDMAP_EXPORTER_BINARY,
-                                  "--config.file=" + dir_->path() + "/redmap.yaml",
-                                  absl::StrCat("--web.listen-address=127.0.0.1:", exporter_port_)}));
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
-      if (r && Exposition::Parse(r->body).Count("redmap_probe_up") > 0) break;
-      ASSERT_TRUE(exporter_->Running()) << exporter_->Output();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    exporter_ = new ExporterProcess();
+    std::string why;
+    ASSERT_TRUE(exporter_->Start({"--config.file=" + dir_->path() + "/redmap.yaml"}, &why)) << why;
+    exporter_port_ = exporter_->port();
     auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
     ASSERT_TRUE(r.has_value()) << exporter_->Output();
     ASSERT_EQ(Exposition::Parse(r->body).Sum("redmap_probe_up", {{"probe", "sys_exit_btf"}}), 1)
@@ -165,8 +158,8 @@ traces:
 
   static void TearDownTestSuite() {
     if (exporter_ != nullptr) {
-      int st = exporter_->Stop(SIGTERM, std::chrono::seconds(10));
-      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << exporter_->Output();
+      std::string why;
+      EXPECT_TRUE(exporter_->Stop(&why)) << why;
     }
     delete exporter_;
     delete nginx_;
@@ -237,7 +230,7 @@ traces:
   static Subprocess* backend_;
   static Subprocess* app_;
   static Subprocess* nginx_;
-  static Subprocess* exporter_;
+  static ExporterProcess* exporter_;
   static json* trace_;
   static int exporter_port_;
 };
@@ -252,7 +245,7 @@ std::string TracesTest::nginx_url_;
 Subprocess* TracesTest::backend_ = nullptr;
 Subprocess* TracesTest::app_ = nullptr;
 Subprocess* TracesTest::nginx_ = nullptr;
-Subprocess* TracesTest::exporter_ = nullptr;
+ExporterProcess* TracesTest::exporter_ = nullptr;
 json* TracesTest::trace_ = nullptr;
 int TracesTest::exporter_port_ = 0;
 

@@ -106,6 +106,45 @@ class RouteLatency {
   absl::flat_hash_map<uint64_t, Window> routes_;
 };
 
+// NormalizeRoute behind a direct-mapped cache keyed by the target's path
+// (NormalizeRoute ignores query and fragment, so requests that differ only
+// there share a slot). Every span needs its route (the route p99 rule), and
+// most traffic repeats a few paths: a hit is a hash and a compare instead of
+// a segment-by-segment scan. Bounded: kSlots paths of at most kMaxPath bytes.
+class RouteCache {
+ public:
+  static constexpr size_t kSlots = 1024;
+  static constexpr size_t kMaxPath = 256;
+
+  RouteCache() : slots_(kSlots) {}
+
+  void Normalize(std::string_view target, std::string* out) {
+    const std::string_view path = target.substr(0, target.find_first_of("?#"));
+    // "*" alone is the asterisk form; "*?x" is not: only the full target tells.
+    if (path.size() > kMaxPath || path == "*") {
+      NormalizeRoute(target, out);
+      return;
+    }
+    Slot& slot = slots_[absl::Hash<std::string_view>()(path) % kSlots];
+    if (slot.used && slot.path == path) {
+      out->assign(slot.route);
+      return;
+    }
+    NormalizeRoute(path, out);
+    slot.used = true;
+    slot.path.assign(path);
+    slot.route.assign(*out);
+  }
+
+ private:
+  struct Slot {
+    bool used = false;
+    std::string path;
+    std::string route;
+  };
+  std::vector<Slot> slots_;
+};
+
 // Token bucket on the spans' clock; burst = one second's worth (at least 1).
 class RateLimiter {
  public:
@@ -386,7 +425,7 @@ class TraceSampler::Impl {
     // the snippet is cut after masking); a longer one is redacted now.
     s.target.assign(span.http.target);
     n->raw_target = true;
-    NormalizeRoute(span.http.target, &s.route);
+    routes_cache_.Normalize(span.http.target, &s.route);
     s.status = span.http.status;
     s.request_bytes = span.http.request_bytes;
     s.response_bytes = span.http.response_bytes;
@@ -772,6 +811,7 @@ class TraceSampler::Impl {
   ExemplarStore exemplars_;
   RateLimiter limiter_;
   RouteLatency latency_;
+  RouteCache routes_cache_;
 
   // Source thread only.
   std::vector<Node> nodes_;

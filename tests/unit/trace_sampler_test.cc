@@ -7,7 +7,9 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
+#include "aggregators/red/route_normalizer.h"
 #include "aggregators/traces/trace_context.h"
 #include "aggregators/traces/trace_json.h"
 
@@ -280,6 +282,26 @@ TEST(TraceSamplerTest, KeptSnippetsAreRedactedWhetherTheHeadFitsTheSnippetOrNot)
     for (const char* secret : {"qs3cret", "hs3cret", "cs3cret"}) {
       EXPECT_EQ(span.request_head.find(secret), std::string::npos) << secret;
     }
+  }
+}
+
+// Routes go through a cache keyed by path; what it returns must be what
+// NormalizeRoute says for the whole target, hit or miss.
+TEST(TraceSamplerTest, RoutesMatchNormalizeRouteThroughTheCache) {
+  auto s = Sampler();
+  const std::vector<std::string> targets = {
+      "/users/1?x=1", "/users/2",  "/users/1#f", "/users/1?x=2", "*", "*?x",
+      "/" + std::string(300, 'a'), "/" + std::string(300, 'a') + "?q", "/users/1"};
+  uint16_t port = 30000;
+  for (const std::string& t : targets) {
+    Feed(&s, {Role::kServer, 2, 5, 10, 11, port++, 80, 1, t});
+  }
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), targets.size());
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 1u);
+    EXPECT_EQ(t->spans[0].route, NormalizeRoute(t->spans[0].target)) << t->spans[0].target;
   }
 }
 

@@ -227,9 +227,9 @@ class BpfSource::Impl {
     const int timeout_ms = static_cast<int>(options_.capture.poll_interval_ms);
     while (!stop.load(std::memory_order_relaxed)) {
       const uint64_t round_start = MonotonicNs();
-      // The kernel side wakes us only past wakeup_bytes; otherwise the
-      // timeout drains whatever queued up (events carry kernel timestamps,
-      // so batching delays nothing that is measured). Records held back by
+      // The kernel side wakes us once as a ring crosses wakeup_bytes;
+      // otherwise the timeout drains whatever queued up (events carry kernel
+      // timestamps, so batching delays nothing that is measured). Records held back by
       // the merger go out after a short wait, not a whole poll interval.
       int n = ring_buffer__poll(rb_, merger_.buffered_records() > 0 ? 1 : timeout_ms);
       if (n < 0 && n != -EINTR) {

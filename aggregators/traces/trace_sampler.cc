@@ -106,6 +106,45 @@ class RouteLatency {
   absl::flat_hash_map<uint64_t, Window> routes_;
 };
 
+// NormalizeRoute behind a direct-mapped cache keyed by the target's path
+// (NormalizeRoute ignores query and fragment, so requests that differ only
+// there share a slot). Every span needs its route (the route p99 rule), and
+// most traffic repeats a few paths: a hit is a hash and a compare instead of
+// a segment-by-segment scan. Bounded: kSlots paths of at most kMaxPath bytes.
+class RouteCache {
+ public:
+  static constexpr size_t kSlots = 1024;
+  static constexpr size_t kMaxPath = 256;
+
+  RouteCache() : slots_(kSlots) {}
+
+  void Normalize(std::string_view target, std::string* out) {
+    const std::string_view path = target.substr(0, target.find_first_of("?#"));
+    // "*" alone is the asterisk form; "*?x" is not: only the full target tells.
+    if (path.size() > kMaxPath || path == "*") {
+      NormalizeRoute(target, out);
+      return;
+    }
+    Slot& slot = slots_[absl::Hash<std::string_view>()(path) % kSlots];
+    if (slot.used && slot.path == path) {
+      out->assign(slot.route);
+      return;
+    }
+    NormalizeRoute(path, out);
+    slot.used = true;
+    slot.path.assign(path);
+    slot.route.assign(*out);
+  }
+
+ private:
+  struct Slot {
+    bool used = false;
+    std::string path;
+    std::string route;
+  };
+  std::vector<Slot> slots_;
+};
+
 // Token bucket on the spans' clock; burst = one second's worth (at least 1).
 class RateLimiter {
  public:
@@ -144,6 +183,11 @@ struct Node {
   uint64_t seq_key = 0;
   uint64_t route_key = 0;
   uint64_t correlation = 0;  // hash of (tgid, propagated trace id); 0: none
+  // span.target / request_head / response_head still hold the bytes as
+  // captured: Keep() redacts them on the way out (see Fill).
+  bool raw_target = false;
+  bool raw_request_head = false;
+  bool raw_response_head = false;
   // Intrusive lists of client spans waiting for their server span.
   std::array<int32_t, 2> prev{kNil, kNil};
   std::array<int32_t, 2> next{kNil, kNil};
@@ -373,10 +417,15 @@ class TraceSampler::Impl {
     s.service = resolver_(span);
     s.process.assign(span.process_name);
     s.method.assign(span.http.method);
-    // Redacted before it is kept anywhere: the only copies are these.
-    s.target.clear();
-    redactor_.RedactTarget(span.http.target, &s.target);
-    NormalizeRoute(span.http.target, &s.route);
+    // Redaction is deferred to Keep(), the only way out of this table: most
+    // spans are dropped undecided-on, and redacting two heads and a target
+    // was the largest part of a span's cost. A head is kept raw only when
+    // it fits the snippet whole, so that redacting it later gives exactly
+    // what redacting it now would (masking may lengthen or shorten it, and
+    // the snippet is cut after masking); a longer one is redacted now.
+    s.target.assign(span.http.target);
+    n->raw_target = true;
+    routes_cache_.Normalize(span.http.target, &s.route);
     s.status = span.http.status;
     s.request_bytes = span.http.request_bytes;
     s.response_bytes = span.http.response_bytes;
@@ -384,12 +433,8 @@ class TraceSampler::Impl {
     s.server = span.server;
     s.tcp_seq = span.request_tcp_seq;
     s.has_tcp_seq = span.has_tcp_seq;
-    s.request_head.clear();
-    s.response_head.clear();
-    if (options_.payload_snippet_bytes > 0) {
-      redactor_.RedactHead(span.request_head, options_.payload_snippet_bytes, &s.request_head);
-      redactor_.RedactHead(span.response_head, options_.payload_snippet_bytes, &s.response_head);
-    }
+    n->raw_request_head = CopyHead(span.request_head, &s.request_head);
+    n->raw_response_head = CopyHead(span.response_head, &s.response_head);
     const PropagatedContext ctx = ExtractContext(span.request_head);
     s.propagation = ctx.format;
     s.header_trace_id = ctx.trace_id;
@@ -404,6 +449,40 @@ class TraceSampler::Impl {
                                          std::string_view>>()(std::make_tuple(
         std::string_view(s.service), static_cast<uint8_t>(s.side), std::string_view(s.method),
         std::string_view(s.route)));
+  }
+
+  // A head into the table: raw (returns true) when it fits the snippet
+  // whole, else redacted and cut now.
+  bool CopyHead(std::string_view head, std::string* out) const {
+    out->clear();
+    if (options_.payload_snippet_bytes == 0) return false;
+    if (head.size() <= options_.payload_snippet_bytes) {
+      out->assign(head);
+      return true;
+    }
+    redactor_.RedactHead(head, options_.payload_snippet_bytes, out);
+    return false;
+  }
+
+  // What Fill left raw, redacted in place (a kept span, before it leaves).
+  void RedactKept(Node* n) {
+    TraceSpan& s = n->span;
+    if (n->raw_target) {
+      redact_scratch_.clear();
+      redactor_.RedactTarget(s.target, &redact_scratch_);
+      s.target.swap(redact_scratch_);
+    }
+    if (n->raw_request_head) {
+      redact_scratch_.clear();
+      redactor_.RedactHead(s.request_head, options_.payload_snippet_bytes, &redact_scratch_);
+      s.request_head.swap(redact_scratch_);
+    }
+    if (n->raw_response_head) {
+      redact_scratch_.clear();
+      redactor_.RedactHead(s.response_head, options_.payload_snippet_bytes, &redact_scratch_);
+      s.response_head.swap(redact_scratch_);
+    }
+    n->raw_target = n->raw_request_head = n->raw_response_head = false;
   }
 
   static uint64_t SeqKey(const TraceSpan& s, Role side) {
@@ -649,6 +728,7 @@ class TraceSampler::Impl {
     t.spans.reserve(tree_.size());
     for (int32_t i : tree_) {
       Node& n = nodes_[static_cast<size_t>(i)];
+      RedactKept(&n);
       TraceSpan s = std::move(n.span);
       s.parent_id =
           n.parent == kNil ? 0 : nodes_[static_cast<size_t>(n.parent)].span.span_id;
@@ -731,6 +811,7 @@ class TraceSampler::Impl {
   ExemplarStore exemplars_;
   RateLimiter limiter_;
   RouteLatency latency_;
+  RouteCache routes_cache_;
 
   // Source thread only.
   std::vector<Node> nodes_;
@@ -745,6 +826,7 @@ class TraceSampler::Impl {
   uint64_t rng_ = 0;
   std::vector<int32_t> tree_;
   std::vector<std::string> labels_;
+  std::string redact_scratch_;
 
   // Read by Collect.
   std::atomic<uint64_t> assembled_{0};

@@ -1,7 +1,8 @@
 // Trace assembly and tail sampling, per node, without instrumentation.
 //
-// Every span is copied (redacted first) into a bounded pending table and
-// linked to the spans it belongs with:
+// Every span is copied into a bounded pending table (its target and heads
+// redacted on the way into the ring, when its tree is kept: see Fill in
+// trace_sampler.cc) and linked to the spans it belongs with:
 //   - tcp_seq: a client span and a server span with the same connection
 //     endpoints and the same stream position of the request's first byte are
 //     the two halves of one request (write_seq at the sender = copied_seq at

@@ -9,7 +9,10 @@
 #   - p99 latency at a fixed half-saturation rate (h2load --rps, per-request
 #     log), ratio
 #   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
-#     plus time spent in its BPF programs (kernel.bpf_stats_enabled run_time_ns)
+#     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
+#     run_time_ns), and that total broken down: ns per request per BPF
+#     program, userspace us per request, and the exporter's voluntary context
+#     switches (its wakeups) per 1000 requests
 #
 # Usage (root): tests/bench/overhead.sh [build/redmap_exporter]
 # Env: ROUNDS (3), DURATION seconds per run (10), CONNS (16), OUT file.
@@ -69,12 +72,31 @@ clk_tck=$(getconf CLK_TCK)
 proc_cpu_seconds() {  # utime + stime of a pid, seconds
   awk -v t="$clk_tck" '{ print ($14 + $15) / t }' "/proc/$1/stat"
 }
-bpf_run_seconds() {  # total run time of redmap's BPF programs, seconds
+# Run time (ns) of each of redmap's BPF programs, as "name=ns,..." (every
+# program socket_trace.bpf.c defines; bpftool cannot tell whose they are).
+bpf_run_ns() {
   bpftool prog show -j | python3 -c '
 import json, sys
-progs = json.load(sys.stdin)
-names = {"sys_exit_btf", "sys_exit_raw"}
-print(sum(p.get("run_time_ns", 0) for p in progs if p.get("name") in names) / 1e9)'
+names = {"sys_exit_btf", "sys_exit_raw", "tcp_state", "tcp_retransmit",
+         "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset",
+         "tcp_zero_window", "tcp_destroy"}
+t = {}
+for p in json.load(sys.stdin):
+    if p.get("name") in names:
+        t[p["name"]] = t.get(p["name"], 0) + p.get("run_time_ns", 0)
+print(",".join(f"{k}={v}" for k, v in sorted(t.items())) or "none=0")'
+}
+# "a=1,b=2" "a=3,b=5" requests -> "a=<ns/req>,b=<ns/req>"
+bpf_per_request() {
+  python3 -c '
+import sys
+a = dict(kv.split("=") for kv in sys.argv[1].split(","))
+b = dict(kv.split("=") for kv in sys.argv[2].split(","))
+n = int(sys.argv[3])
+print(",".join(f"{k}={(int(v) - int(a.get(k, 0))) / n:.0f}" for k, v in sorted(b.items())))' "$@"
+}
+voluntary_switches() {  # summed over the exporter's threads
+  cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s }'
 }
 
 start_exporter() {
@@ -120,18 +142,27 @@ PY
 sysctl -qw kernel.bpf_stats_enabled=1
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
-declare -a base_rps base_p99 red_rps red_p99 cpu_per_req
+declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups
+declare -a load_avg
 for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ < <(run_wrk)
   base_rps+=("$rps"); base_p99+=("$p99")
   start_exporter
-  cpu0=$(proc_cpu_seconds "$EXPORTER_PID"); bpf0=$(bpf_run_seconds)
+  cpu0=$(proc_cpu_seconds "$EXPORTER_PID"); bpf0=$(bpf_run_ns)
+  sw0=$(voluntary_switches "$EXPORTER_PID")
   read -r rps p99 reqs < <(run_wrk)
-  cpu1=$(proc_cpu_seconds "$EXPORTER_PID"); bpf1=$(bpf_run_seconds)
+  cpu1=$(proc_cpu_seconds "$EXPORTER_PID"); bpf1=$(bpf_run_ns)
+  sw1=$(voluntary_switches "$EXPORTER_PID")
+  load_avg+=("$(cut -d' ' -f1 /proc/loadavg)")
   stop_exporter
   red_rps+=("$rps"); red_p99+=("$p99")
-  cpu_per_req+=("$(python3 -c "print(((($cpu1)-($cpu0))+(($bpf1)-($bpf0)))/$reqs*1e6)")")
-  echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req" >&2
+  per_prog=$(bpf_per_request "$bpf0" "$bpf1" "$reqs")
+  bpf_breakdown+=("$per_prog")
+  bpf_us=$(python3 -c "print(sum(float(kv.split('=')[1]) for kv in '$per_prog'.split(',')) / 1e3)")
+  user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs*1e6)")")
+  cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
+  wakeups+=("$(python3 -c "print(round(($sw1 - $sw0) / $reqs * 1000, 1))")")
+  echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req (BPF ns/req: $per_prog; userspace ${user_per_req[-1]} us/req)" >&2
 done
 
 # Half saturation: per-connection rate = half the baseline throughput.
@@ -160,6 +191,10 @@ mkdir -p "$(dirname "$OUT")"
   echo "fixed_rate_p99_ms baseline $(mean "${fixed_base[@]}") redmap $(mean "${fixed_red[@]}")"
   echo "fixed_rate_p99_ratio $(python3 -c "print(round($(mean "${fixed_red[@]}") / $(mean "${fixed_base[@]}"), 3))")"
   echo "redmap_cpu_us_per_request $(mean "${cpu_per_req[@]}")"
+  echo "redmap_userspace_us_per_request $(mean "${user_per_req[@]}")"
+  echo "redmap_bpf_ns_per_request_by_program ${bpf_breakdown[*]}"
+  echo "redmap_wakeups_per_1000_requests ${wakeups[*]}"
+  echo "load_average_during_redmap_runs ${load_avg[*]}"
   echo "rounds_rps_baseline ${base_rps[*]}"
   echo "rounds_rps_redmap ${red_rps[*]}"
 } | tee "$OUT"

@@ -7,7 +7,10 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
+#include "aggregators/red/route_normalizer.h"
+#include "aggregators/traces/trace_context.h"
 #include "aggregators/traces/trace_json.h"
 
 namespace redmap::traces {
@@ -245,6 +248,61 @@ TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {
     EXPECT_EQ(json.find(secret), std::string::npos) << secret;
   }
   EXPECT_NE(json.find("/a?token=[redacted]"), std::string::npos);
+}
+
+// Redaction happens when a trace is kept; a head that fits the snippet is
+// held raw until then, a longer one is redacted on arrival. Either way the
+// kept snippet is exactly the redacted head cut to the snippet size.
+TEST(TraceSamplerTest, KeptSnippetsAreRedactedWhetherTheHeadFitsTheSnippetOrNot) {
+  TraceOptions o = Options();
+  o.payload_snippet_bytes = 96;
+  o.redact_query_params = {"token"};
+  auto s = Sampler(o);
+  const std::string fits = "Cookie: cs3cret\r\n";  // whole head: 59 bytes
+  const std::string longer = "Authorization: Bearer hs3cret\r\nX-Pad: " + std::string(80, 'p') +
+                             "\r\nCookie: cs3cret\r\n";
+  Feed(&s, {Role::kServer, 2, 5, 10, 11, 30000, 80, 1, "/a?token=qs3cret", 200, fits});
+  Feed(&s, {Role::kServer, 3, 6, 10, 11, 30001, 81, 1, "/b?token=qs3cret", 200, longer});
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), 2u);
+  const Redactor redactor({}, {"token"});
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 1u);
+    const TraceSpan& span = t->spans[0];
+    const bool is_a = span.target.rfind("/a", 0) == 0;
+    const std::string raw = "GET " + std::string(is_a ? "/a" : "/b") +
+                            "?token=qs3cret HTTP/1.1\r\nHost: h\r\n" + (is_a ? fits : longer) +
+                            "\r\n";
+    EXPECT_EQ(raw.size() <= o.payload_snippet_bytes, is_a);
+    std::string want;
+    redactor.RedactHead(raw, o.payload_snippet_bytes, &want);
+    EXPECT_EQ(span.request_head, want);
+    EXPECT_EQ(span.target, std::string(is_a ? "/a" : "/b") + "?token=[redacted]");
+    for (const char* secret : {"qs3cret", "hs3cret", "cs3cret"}) {
+      EXPECT_EQ(span.request_head.find(secret), std::string::npos) << secret;
+    }
+  }
+}
+
+// Routes go through a cache keyed by path; what it returns must be what
+// NormalizeRoute says for the whole target, hit or miss.
+TEST(TraceSamplerTest, RoutesMatchNormalizeRouteThroughTheCache) {
+  auto s = Sampler();
+  const std::vector<std::string> targets = {
+      "/users/1?x=1", "/users/2",  "/users/1#f", "/users/1?x=2", "*", "*?x",
+      "/" + std::string(300, 'a'), "/" + std::string(300, 'a') + "?q", "/users/1"};
+  uint16_t port = 30000;
+  for (const std::string& t : targets) {
+    Feed(&s, {Role::kServer, 2, 5, 10, 11, port++, 80, 1, t});
+  }
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), targets.size());
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 1u);
+    EXPECT_EQ(t->spans[0].route, NormalizeRoute(t->spans[0].target)) << t->spans[0].target;
+  }
 }
 
 TEST(TraceSamplerTest, ExemplarsPointAtKeptTraces) {

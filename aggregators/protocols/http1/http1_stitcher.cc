@@ -384,15 +384,19 @@ void Http1Stitcher::Enqueue(Message& request, const ConnContext& ctx) {
   }
   Message& slot = pending_[(pending_head_ + pending_size_) % pending_.size()];
   ++pending_size_;
-  slot.method.assign(request.method);
-  slot.target.assign(request.target);
+  // Swapped, not copied: nothing reads a request's strings from its stream
+  // once it is queued (a request queued before its end is only followed
+  // for its byte count), and the stream's next message assigns into the
+  // slot's old buffers, so neither side allocates in the steady state.
+  slot.method.swap(request.method);
+  slot.target.swap(request.target);
   slot.status = request.status;
   slot.start_ns = request.start_ns;
   slot.end_ns = request.end_ns;
   slot.tid = request.tid;
   slot.seq = request.seq;
   slot.bytes = request.bytes;
-  slot.head.assign(request.head);
+  slot.head.swap(request.head);
 }
 
 void Http1Stitcher::Emit(Message& request, const Message& response, const ConnContext& ctx) {

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Every PromQL expression of every bundled dashboard returns data from a real
+Prometheus scraping a real redmap under a real workload.
+
+Brings up the demo (scripts/demo/demo.py: redmap, loadgen -> frontend -> api ->
+redis and a lossy storage sink in network namespaces, Prometheus with the
+rules; rule windows shortened), then for each dashboard substitutes the
+template variables as Grafana does with their defaults (All -> the allValue
+`.*`; $__rate_interval, $__range, $__interval -> durations that fit a 2 s
+scrape interval), runs each panel query through Prometheus' HTTP API and
+requires a non-empty answer; runs each variable's label_values() through the
+series API; and checks that a broken expression is caught (the checker can
+fail). Usage: dashboards_promql_test.py BUILD_DIR. Needs root.
+"""
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts", "demo"))
+import demo  # noqa: E402
+
+# Grafana's built-ins: $__rate_interval is max(4 x scrape interval, $__interval
+# + scrape interval); with the demo's 2 s scrapes 30 s holds enough samples.
+BUILTINS = {"__rate_interval": "30s", "__range": "1m", "__interval": "2s"}
+WAIT_SECONDS = 180
+# Panels the workload must move, not merely populate: some series must be > 0
+# (the rest may legitimately be all zero, e.g. dropped events).
+NONZERO = {"Requests/s", "Request rate", "Error ratio (5xx)", "Latency p50 / p95 / p99",
+           "Top routes by errors", "Outgoing request rate", "Server vs client view (p99)",
+           "Service map", "Edges", "Failed requests per edge", "Connect latency p99", "RTT p99",
+           "Retransmitted segments/s", "Retransmit ratio", "Resets/s", "Failed connects/s",
+           "Throughput", "Events/s", "Parse errors/s and spans/s", "CPU", "Memory (RSS)",
+           "Scrape duration"}
+ALLOW_ZERO = {("Parse errors/s and spans/s", "A")}  # the demo's HTTP parses cleanly
+
+
+def must_move(check):
+    return check[1] in NONZERO and (check[1], check[2]) not in ALLOW_ZERO
+
+
+def has_data(answer, nonzero):
+    result = answer["data"]["result"]
+    if not nonzero:
+        return bool(result)
+    return any(float(r["value"][1]) > 0 for r in result)  # NaN > 0 is False
+
+
+def load_dashboards():
+    out = {}
+    for path in sorted(glob.glob(os.path.join(REPO, "dashboards", "*.json"))):
+        with open(path) as f:
+            out[os.path.basename(path)] = json.load(f)
+    return out
+
+
+def substitute(expr, values):
+    """Replaces ${name} and $name (longest names first) as Grafana does."""
+    for name in sorted(values, key=len, reverse=True):
+        expr = expr.replace("${%s}" % name, values[name]).replace("$" + name, values[name])
+    leftover = re.findall(r"\$\{?[A-Za-z_]\w*", expr)  # $1 is a regex group
+    if leftover:
+        raise AssertionError("unsubstituted variables %s in %s" % (leftover, expr))
+    return expr
+
+
+def defaults(dashboard):
+    """Each variable at its default: All -> its allValue."""
+    values = dict(BUILTINS)
+    for v in dashboard["templating"]["list"]:
+        if v["type"] == "datasource":
+            continue
+        current = v.get("current", {}).get("value")
+        all_selected = current in ("$__all", ["$__all"])
+        assert all_selected and v.get("includeAll") and v.get("allValue") == ".*", (
+            "variable %s must default to All with allValue .*" % v["name"])
+        values[v["name"]] = v["allValue"]
+    return values
+
+
+def panel_exprs(dashboard):
+    for panel in dashboard["panels"]:
+        for p in [panel] + panel.get("panels", []):
+            for t in p.get("targets", []):
+                if "expr" in t:
+                    yield p["title"], t["refId"], t["expr"]
+
+
+def label_values(d, query, label):
+    url = d.url("prometheus") + "/api/v1/series?" + urllib.parse.urlencode(
+        {"match[]": query, "start": str(time.time() - 600)})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        series = json.load(r)["data"]
+    return sorted({s[label] for s in series if s.get(label)})
+
+
+def main():
+    build_dir = sys.argv[1]
+    dashboards = load_dashboards()
+    assert len(dashboards) == 4, "expected 4 dashboards, found %s" % list(dashboards)
+    checks = []  # (dashboard, panel, refId, expr as sent)
+    for name, dash in dashboards.items():
+        values = defaults(dash)
+        for title, ref, expr in panel_exprs(dash):
+            checks.append((name, title, ref, substitute(expr, values)))
+    print("%d panel expressions in %d dashboards" % (len(checks), len(dashboards)), flush=True)
+
+    d = demo.Demo(build_dir=build_dir, workdir=tempfile.mkdtemp(prefix="redmap-dash-"),
+                  fast=True, free_ports=True, rps=10)
+    d.start()
+    failures = []
+    try:
+        # The first minute fills the $__range window; wait for every query.
+        start = time.time()
+        pending = list(checks)
+        errors = {}
+        while pending and time.time() - start < WAIT_SECONDS:
+            still = []
+            for c in pending:
+                answer = d.query(c[3])
+                if answer.get("status") != "success":
+                    errors[c] = answer.get("error", answer)
+                    continue  # invalid PromQL never gets better
+                if not has_data(answer, must_move(c)):
+                    still.append(c)
+            pending = still
+            if pending:
+                time.sleep(3)
+        print("waited %.0f s for data" % (time.time() - start))
+        for c, err in errors.items():
+            failures.append("%s / %s / %s: query error %s\n    %s" % (c[0], c[1], c[2], err, c[3]))
+        for c in pending:
+            failures.append("%s / %s / %s: no data%s\n    %s" % (
+                c[0], c[1], c[2], " above 0" if must_move(c) else "", c[3]))
+
+        # Variables: label_values() through the series API, defaults substituted.
+        for name, dash in dashboards.items():
+            values = defaults(dash)
+            for v in dash["templating"]["list"]:
+                if v["type"] != "query":
+                    continue
+                m = re.fullmatch(r"label_values\((.*), (\w+)\)", v["query"]["query"])
+                assert m, "%s: variable %s: unexpected query %s" % (name, v["name"], v["query"])
+                got = label_values(d, substitute(m.group(1), values), m.group(2))
+                print("%s: $%s = %s" % (name, v["name"], got or "(none: label absent here)"))
+                # Without Kubernetes and without a cluster label these are
+                # empty, and All (.*) still matches; the rest must list values.
+                if v["name"] not in ("cluster", "namespace", "workload") and not got:
+                    failures.append("%s: variable %s has no values" % (name, v["name"]))
+                if v["name"] == "service" and name == "redmap-red.json":
+                    for svc in ("frontend", "api"):
+                        if svc not in got:
+                            failures.append("redmap-red.json: $service lacks %s: %s" % (svc, got))
+
+        # The checker can fail: a misspelt metric returns nothing, a syntax
+        # error is an error.
+        typo = d.query(substitute(
+            "sum(rate(http_server_request_duration_seconds_cont[$__rate_interval]))", BUILTINS))
+        if typo.get("status") != "success" or typo["data"]["result"]:
+            failures.append("a misspelt metric name returned data: %s" % typo)
+        if d.query("sum(rate(http_server_request_duration_seconds_count[30s])").get(
+                "status") != "error":
+            failures.append("a syntax error was not reported as an error")
+    finally:
+        d.stop()
+    ok = len(checks) - len(errors) - len(pending)
+    print("%d of %d dashboard expressions returned data" % (ok, len(checks)))
+    for f in failures:
+        print("FAIL " + f)
+    print("%d passed, %d failed" % (ok, len(failures)))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

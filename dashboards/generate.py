@@ -27,14 +27,13 @@ RANGE = "$__range"
 # ---- variables ---------------------------------------------------------------
 def datasource_var():
     return {"name": "datasource", "label": "Data source", "type": "datasource",
-            "query": "prometheus", "current": {}, "hide": 0, "refresh": 1,
+            "query": "prometheus", "hide": 0, "refresh": 1,
             "regex": "", "options": [], "skipUrlSync": False}
 
 
 def label_var(name, label, query, title):
     return {"name": name, "label": title, "type": "query", "datasource": DS,
             "query": {"query": "label_values(%s, %s)" % (query, label), "refId": name},
-            "definition": "label_values(%s, %s)" % (query, label),
             "includeAll": True, "multi": True, "allValue": ".*",
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
             "options": [], "refresh": 2, "regex": "", "sort": 1, "hide": 0,

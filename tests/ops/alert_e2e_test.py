@@ -20,6 +20,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "scripts", "demo"))
 import demo  # noqa: E402
+import report  # noqa: E402
 
 ALERT = "RedmapServiceLatencyP99High"
 
@@ -120,10 +121,7 @@ def main():
     finally:
         d.stop()
         hook.server.shutdown()
-    for f in failures:
-        print("FAIL " + f)
-    print("%d passed, %d failed" % (0 if failures else 1, len(failures)))
-    sys.exit(1 if failures else 0)
+    report.finish(failures)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import time
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts", "demo"))
+import report  # noqa: E402
 
 
 def free_port():
@@ -127,10 +129,7 @@ def main():
     except subprocess.TimeoutExpired:
         q.kill()
         failures.append("the exporter kept running without CAP_BPF")
-    for f in failures:
-        print("FAIL " + f)
-    print("%d passed, %d failed" % (0 if failures else 1, len(failures)))
-    sys.exit(1 if failures else 0)
+    report.finish(failures)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "scripts", "demo"))
 import demo  # noqa: E402
+import report  # noqa: E402
 
 # Grafana's built-ins: $__rate_interval is max(4 x scrape interval, $__interval
 # + scrape interval); with the demo's 2 s scrapes 30 s holds enough samples.
@@ -171,10 +172,7 @@ def main():
         d.stop()
     ok = len(checks) - len(errors) - len(pending)
     print("%d of %d dashboard expressions returned data" % (ok, len(checks)))
-    for f in failures:
-        print("FAIL " + f)
-    print("%d passed, %d failed" % (ok, len(failures)))
-    sys.exit(1 if failures else 0)
+    report.finish(failures, ok)
 
 
 if __name__ == "__main__":

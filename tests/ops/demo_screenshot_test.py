@@ -18,6 +18,8 @@ import urllib.parse
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts", "demo"))
+import report  # noqa: E402
 DEMO = os.path.join(REPO, "scripts", "demo", "demo.py")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--no-first-run", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
@@ -105,10 +107,7 @@ def main():
     left = subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout
     if "rmd-" in left:
         failures.append("network namespaces left behind: %s" % left)
-    for f in failures:
-        print("FAIL " + f)
-    print("%d passed, %d failed" % (0 if failures else 1, len(failures)))
-    sys.exit(1 if failures else 0)
+    report.finish(failures)
 
 
 if __name__ == "__main__":

@@ -251,8 +251,11 @@ def service_map():
     sel = 'cluster=~"$cluster", server_service_namespace=~"$namespace", server=~"$service"'
     tot = "traces_service_graph_request_total{%s}" % sel
     L = Layout()
-    nodes = ('sum by (id) (label_replace(sum by (server) (rate(%(t)s[%(r)s])), "id", "$1", "server", "(.*)")) '
-             'or sum by (id) (label_replace(sum by (client) (rate(%(t)s[%(r)s])) * 0, "id", "$1", "client", "(.*)"))'
+    # Nodes: every server with the requests/s it answered, and every client
+    # that is no server with 0; `title` is what the node shows.
+    nodes = ('label_replace(sum by (id) (label_replace(sum by (server) (rate(%(t)s[%(r)s])), "id", "$1", "server", "(.*)")) '
+             'or sum by (id) (label_replace(sum by (client) (rate(%(t)s[%(r)s])) * 0, "id", "$1", "client", "(.*)")), '
+             '"title", "$1", "id", "(.*)")'
              % {"t": tot, "r": RANGE})
     edges = ('label_join(sum by (client, server) (rate(%s[%s])), "id", "->", "client", "server")'
              % (tot, RANGE))

@@ -59,6 +59,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+# Kubernetes identity labels as redmap sets them on a node, simulated: every
+# workload in namespace "shop", deployment = service name, cluster "demo".
+K8S_LABELS_JOB = """  - job_name: redmap-k8s-labels
+    static_configs: [{targets: ["127.0.0.1:%d"], labels: {cluster: demo}}]
+    metric_relabel_configs:
+      - {source_labels: [service_name], regex: "(.+)", target_label: k8s_namespace_name, replacement: shop}
+      - {source_labels: [service_name], regex: "(.+)", target_label: service_namespace, replacement: shop}
+      - {source_labels: [service_name], regex: "(.+)", target_label: k8s_deployment_name, replacement: "$1"}
+      - {source_labels: [server], regex: "(.+)", target_label: server_service_namespace, replacement: shop}
+      - {source_labels: [client], regex: "(.+)", target_label: client_service_namespace, replacement: shop}
+"""
+
+
 def fast_rules(text):
     """The shipped rules with minutes turned into seconds, for tests and
     --fast: 5m windows become 20s, "for" durations 10s, group intervals 2s.
@@ -71,13 +84,17 @@ def fast_rules(text):
 
 class Demo:
     def __init__(self, build_dir=None, workdir=None, fast=False, free_ports=False,
-                 webhook_url=None, rps=8):
+                 webhook_url=None, rps=8, k8s_labels_job=False):
         self.build_dir = os.path.abspath(build_dir or os.path.join(REPO, "build"))
         self.exporter = os.path.join(self.build_dir, "redmap_exporter")
         self.workdir = workdir or tempfile.mkdtemp(prefix="redmap-demo-")
         self.fast = fast
         self.webhook_url = webhook_url
         self.rps = rps
+        # Tests: a second scrape job of the same redmap whose series carry the
+        # labels a Kubernetes node adds (cluster, k8s_namespace_name,
+        # k8s_deployment_name, service_namespace, ...), made up by relabeling.
+        self.k8s_labels_job = k8s_labels_job
         pick = free_port if free_ports else (lambda: None)
         self.ports = {
             "redmap": pick() or 9435, "redmap_debug": pick() or 9436,
@@ -248,6 +265,8 @@ scrape_configs:
     static_configs: [{targets: ["127.0.0.1:%(redmap)d"]}]
 """ % {"i": interval, "rules": rules_dir, "am": self.ports["alertmanager"],
        "redmap": self.ports["redmap"]})
+            if self.k8s_labels_job:
+                f.write(K8S_LABELS_JOB % self.ports["redmap"])
         self._spawn("prometheus", [
             "prometheus", "--config.file=" + config,
             "--storage.tsdb.path=" + os.path.join(self.workdir, "tsdb"),

@@ -4,13 +4,17 @@ Prometheus scraping a real redmap under a real workload.
 
 Brings up the demo (scripts/demo/demo.py: redmap, loadgen -> frontend -> api ->
 redis and a lossy storage sink in network namespaces, Prometheus with the
-rules; rule windows shortened), then for each dashboard substitutes the
-template variables as Grafana does with their defaults (All -> the allValue
-`.*`; $__rate_interval, $__range, $__interval -> durations that fit a 2 s
-scrape interval), runs each panel query through Prometheus' HTTP API and
-requires a non-empty answer; runs each variable's label_values() through the
-series API; and checks that a broken expression is caught (the checker can
-fail). Usage: dashboards_promql_test.py BUILD_DIR. Needs root.
+rules; rule windows shortened). Prometheus scrapes redmap twice: as is (no
+Kubernetes labels, no cluster label: a plain host) and through relabeling
+that adds the labels a Kubernetes node's redmap carries. For each dashboard
+it substitutes the template variables as Grafana does ($__rate_interval,
+$__range, $__interval -> durations that fit a 2 s scrape interval) in three
+selections: the defaults (All -> the allValue `.*`); cluster="" (only the
+series without those labels); and a Kubernetes selection (cluster demo,
+namespace shop, workload and service api). Every panel query runs through
+Prometheus' HTTP API and must answer data (above zero where the workload
+moves it); each variable's label_values() runs through the series API; a
+broken expression is shown to be caught (the checker can fail). Usage: dashboards_promql_test.py BUILD_DIR. Needs root.
 """
 import glob
 import json
@@ -110,10 +114,37 @@ def main():
         values = defaults(dash)
         for title, ref, expr in panel_exprs(dash):
             checks.append((name, title, ref, substitute(expr, values)))
-    print("%d panel expressions in %d dashboards" % (len(checks), len(dashboards)), flush=True)
 
+    # Series without any Kubernetes or cluster label only (a plain host):
+    # cluster="" matches exactly those, every other variable stays All.
+    for name, dash in dashboards.items():
+        values = dict(defaults(dash), cluster="")
+        for title, ref, expr in panel_exprs(dash):
+            assert 'cluster=~"$cluster"' in expr, "%s / %s: no cluster filter" % (name, title)
+            checks.append((name + " [no labels]", title, ref, substitute(expr, values)))
+
+    # The same dashboards with a Kubernetes selection, against a second scrape
+    # job whose series carry the identity labels (demo.K8S_LABELS_JOB): the
+    # api in namespace "shop" of cluster "demo". The api sends no HTTP
+    # requests itself, so the client-side panels are left out there.
+    selection = {
+        "redmap-red.json": {"cluster": "demo", "namespace": "shop", "workload": "api",
+                            "service": "api"},
+        "redmap-service-map.json": {"cluster": "demo", "namespace": "shop", "service": "api"},
+        "redmap-network.json": {"cluster": "demo"},
+        "redmap-health.json": {"cluster": "demo"},
+    }
+    for name, dash in dashboards.items():
+        values = dict(defaults(dash), **selection[name])
+        for title, ref, expr in panel_exprs(dash):
+            if name == "redmap-red.json" and "http_client_request_duration_seconds" in expr:
+                continue
+            checks.append((name + " [k8s]", title, ref, substitute(expr, values)))
+
+    print("%d panel expressions (3 selections) in %d dashboards" % (len(checks), len(dashboards)),
+          flush=True)
     d = demo.Demo(build_dir=build_dir, workdir=tempfile.mkdtemp(prefix="redmap-dash-"),
-                  fast=True, free_ports=True, rps=10)
+                  fast=True, free_ports=True, rps=10, k8s_labels_job=True)
     d.start()
     failures = []
     try:
@@ -150,10 +181,13 @@ def main():
                 assert m, "%s: variable %s: unexpected query %s" % (name, v["name"], v["query"])
                 got = label_values(d, substitute(m.group(1), values), m.group(2))
                 print("%s: $%s = %s" % (name, v["name"], got or "(none: label absent here)"))
-                # Without Kubernetes and without a cluster label these are
-                # empty, and All (.*) still matches; the rest must list values.
-                if v["name"] not in ("cluster", "namespace", "workload") and not got:
-                    failures.append("%s: variable %s has no values" % (name, v["name"]))
+                # The simulated Kubernetes job gives cluster, namespace and
+                # workload values; every variable must list some.
+                expected = {"cluster": ["demo"], "namespace": ["shop"]}.get(v["name"])
+                if not got or (expected and got != expected):
+                    failures.append("%s: variable %s lists %s" % (name, v["name"], got))
+                if v["name"] == "workload" and "api" not in got:
+                    failures.append("%s: $workload lacks api: %s" % (name, got))
                 if v["name"] == "service" and name == "redmap-red.json":
                     for svc in ("frontend", "api"):
                         if svc not in got:

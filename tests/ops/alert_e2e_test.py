@@ -12,6 +12,7 @@ Usage: alert_e2e_test.py BUILD_DIR. Needs root.
 import http.server
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -121,6 +122,8 @@ def main():
     finally:
         d.stop()
         hook.server.shutdown()
+    if not failures:
+        shutil.rmtree(d.workdir, ignore_errors=True)
     report.finish(failures)
 
 

@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -204,6 +205,8 @@ def main():
             failures.append("a syntax error was not reported as an error")
     finally:
         d.stop()
+    if not failures:
+        shutil.rmtree(d.workdir, ignore_errors=True)
     ok = len(checks) - len(errors) - len(pending)
     print("%d of %d dashboard expressions returned data" % (ok, len(checks)))
     report.finish(failures, ok)

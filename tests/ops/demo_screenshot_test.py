@@ -8,6 +8,7 @@ network namespaces. Usage: demo_screenshot_test.py BUILD_DIR. Needs root.
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -38,7 +39,7 @@ def main():
     proc = subprocess.Popen([sys.executable, DEMO, "--fast", "--free-ports", "--seconds", "300",
                              "--build-dir", build_dir], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    urls, out = {}, []
+    urls, out, profile = {}, [], None
     try:
         deadline = time.time() + 120
         for line in proc.stdout:
@@ -104,6 +105,13 @@ def main():
             failures.append("the demo did not stop within 60 s of Ctrl-C")
     if proc.returncode != 0:
         failures.append("the demo exited %d" % proc.returncode)
+    if not failures:
+        if profile:
+            shutil.rmtree(profile, ignore_errors=True)
+        for line in out:
+            m = re.search(r"logs and data in (/tmp/redmap-demo-\w+)", line)
+            if m:
+                shutil.rmtree(m.group(1), ignore_errors=True)
     left = subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout
     if "rmd-" in left:
         failures.append("network namespaces left behind: %s" % left)

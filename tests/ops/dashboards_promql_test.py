@@ -172,6 +172,31 @@ def main():
             failures.append("%s / %s / %s: no data%s\n    %s" % (
                 c[0], c[1], c[2], " above 0" if must_move(c) else "", c[3]))
 
+        # The Node Graph's frames: after the panel's renames (client -> source,
+        # server -> target, the value -> mainstat) nodes need id (and title),
+        # edges id, source and target, and every edge end must be a node.
+        smap = dashboards["redmap-service-map.json"]
+        graph = next(p for p in smap["panels"] if p["type"] == "nodegraph")
+        renames = graph["transformations"][0]["options"]["renameByName"]
+        targets = {t["refId"]: substitute(t["expr"], defaults(smap)) for t in graph["targets"]}
+        nodes = [r["metric"] for r in d.query(targets["nodes"])["data"]["result"]]
+        edges = [r["metric"] for r in d.query(targets["edges"])["data"]["result"]]
+        node_ids = {n.get("id") for n in nodes}
+        if renames.get("client") != "source" or renames.get("server") != "target":
+            failures.append("node graph renames %s" % renames)
+        if not nodes or any(set(n) != {"id", "title"} or n["id"] != n["title"] for n in nodes):
+            failures.append("node graph nodes: %s" % nodes)
+        if not edges or any(set(e) != {"client", "server", "id"} or
+                            e["id"] != e["client"] + "->" + e["server"] for e in edges):
+            failures.append("node graph edges: %s" % edges)
+        orphans = {x for e in edges for x in (e["client"], e["server"])} - node_ids
+        if orphans:
+            failures.append("edge ends that are no node: %s" % orphans)
+        for want in ("loadgen->frontend", "frontend->api"):
+            if want not in {e.get("id") for e in edges}:
+                failures.append("node graph lacks the edge %s: %s" % (want, edges))
+        print("node graph: %d nodes, %d edges" % (len(nodes), len(edges)))
+
         # Variables: label_values() through the series API, defaults substituted.
         for name, dash in dashboards.items():
             values = defaults(dash)

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-
+#include "aggregators/self/process_metrics.h"
 #include "exporter/tracefs.h"
 
 namespace redmap {
@@ -83,7 +83,12 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   e->server_ = std::move(*server);
   // Serve what there is from the start: self-metrics and probe status are
   // worth a scrape even while the probes load.
-  e->server_->SetCollectables(e->pipeline_->Collectables());
+  // The live exporter also reports its own process (CPU, RSS, fds); replay
+  // output stays deterministic without it.
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables =
+      e->pipeline_->Collectables();
+  collectables.push_back(std::make_shared<ProcessMetrics>());
+  e->server_->SetCollectables(std::move(collectables));
 
   // Sampled traces on their own listener (loopback by default): metrics can
   // be scraped from anywhere, payload snippets stay local.

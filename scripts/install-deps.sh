@@ -16,6 +16,7 @@ TEST_PACKAGES=(
   prometheus                                                      # promtool check metrics
   tcpdump iproute2 procps nftables                                # captures, namespaces, loss
   chromium                                                        # renders the traces page (headless)
+  prometheus-alertmanager redis-server                            # alert delivery e2e, the demo's cache
 )
 
 want=("${BUILD_PACKAGES[@]}")
@@ -25,6 +26,12 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm run the dashboard/manifest schema checks (pinned npm packages,
+# tests/ops/schema). Machines that already have a Node.js (e.g. from
+# NodeSource) keep it; otherwise Debian's.
+if [[ "${1:-}" != "--build-only" ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#want[@]} packages present"
   exit 0

@@ -9,6 +9,7 @@ BUILD_PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev             # metrics model + HTTP server
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev # status/containers, config, JSON
   libpcap-dev                                    # --replay of captures
+  libcurl4-openssl-dev                           # Kubernetes API client (list/watch over TLS)
 )
 TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev  # tests, fuzzers, benchmarks

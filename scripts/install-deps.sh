@@ -16,6 +16,7 @@ TEST_PACKAGES=(
   nginx-light nghttp2-client wrk curl python3                    # real servers and clients
   prometheus                                                      # promtool check metrics
   tcpdump iproute2 procps nftables                                # captures, namespaces, loss
+  openssl                                                         # certificates for the TLS API-client test
 )
 
 want=("${BUILD_PACKAGES[@]}")

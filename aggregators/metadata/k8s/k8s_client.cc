@@ -157,6 +157,18 @@ void Client::Run() {
     }
     int running = 0;
     curl_multi_perform(multi, &running);
+    // A watch the server accepted (200) ends a failing spell, even before
+    // its first event.
+    for (auto& r : reflectors_) {
+      if (r->easy == nullptr || r->phase != Reflector::Phase::kWatch || !r->st.failing) continue;
+      long code = 0;
+      curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+      if (code == 200) {
+        r->st.failing = false;
+        r->st.last_error.clear();
+        PublishStatus(*r);
+      }
+    }
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
@@ -333,6 +345,7 @@ bool Client::OnWatchLine(Reflector& r, std::string_view line) {
   if (type == "BOOKMARK") {
     ++r.st.bookmarks;
     if (!rv.empty()) r.st.resource_version = std::move(rv);
+    PublishStatus(r);
     return true;
   }
   const bool deleted = type == "DELETED";

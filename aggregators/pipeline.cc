@@ -1,6 +1,8 @@
 #include "aggregators/pipeline.h"
 
 #include <cmath>
+#include <ctime>
+#include <cstdlib>
 #include <vector>
 
 #include "aggregators/metadata/process_info.h"
@@ -38,9 +40,30 @@ class Pipeline::Impl {
             [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
               return ProcessName(tgid, comm, ts_ns);
             })),
+        service_graph_(std::make_shared<ServiceGraphAggregator>(
+            ServiceGraphOptionsFrom(options), [this](const Span& s) { return ServiceName(s); },
+            tcp_.get())),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
     fanout_.Add(red_.get());
+    fanout_.Add(service_graph_.get());
+    if (options.traces_enabled) {
+      traces::TraceOptions t = options.traces;
+      if (t.exemplar_buckets.empty()) t.exemplar_buckets = options.red.buckets;
+      traces_ = std::make_shared<traces::TraceSampler>(
+          t, [this](const Span& s) { return ServiceName(s); });
+      fanout_.Add(traces_.get());
+    }
+  }
+
+  static ServiceGraphOptions ServiceGraphOptionsFrom(const PipelineOptions& o) {
+    ServiceGraphOptions g = o.service_graph;
+    if (g.buckets.empty()) g.buckets = o.red.buckets;
+    if (g.node_name.empty()) {
+      const char* node = std::getenv("NODE_NAME");
+      g.node_name = node != nullptr && *node != '\0' ? node : LocalHostName();
+    }
+    return g;
   }
 
   std::string ServiceName(const Span& s) { return ProcessName(s.conn.tgid, s.process_name, s.end_ns); }
@@ -56,7 +79,9 @@ class Pipeline::Impl {
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;
+  std::shared_ptr<ServiceGraphAggregator> service_graph_;
   std::shared_ptr<TargetInfo> target_info_;
+  std::shared_ptr<traces::TraceSampler> traces_;
   FanOut fanout_;
   ConnTracker tracker_;  // declared last: destroyed first, while its sinks live
   bool housekept_ = false;
@@ -88,6 +113,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const PipelineOptions
     }
   }
   if (options.network.max_series == 0) return absl::InvalidArgumentError("network.max_series is 0");
+  if (options.service_graph.max_series == 0) {
+    return absl::InvalidArgumentError("service_graph.max_series is 0");
+  }
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->impl_ = std::make_unique<Impl>(options);
   return p;
@@ -110,6 +138,8 @@ void Pipeline::OnTcp(const TcpEvent& event) {
 
 void Pipeline::Tick(uint64_t now_ns) {
   Impl& s = *impl_;
+  // Traces are decided as their wait ends, not once a second.
+  if (s.traces_) s.traces_->Tick(now_ns);
   // Cheap when called per poll: one compare. A clock that went backwards
   // (a new capture) restarts the interval instead of stalling it.
   if (s.housekept_ && now_ns >= s.last_housekeeping_ns_ &&
@@ -121,16 +151,33 @@ void Pipeline::Tick(uint64_t now_ns) {
   s.tracker_.ExpireIdle(now_ns);
   s.red_->Expire(now_ns);
   s.tcp_->Expire(now_ns);
+  s.service_graph_->Expire(now_ns);
 }
 
-void Pipeline::Flush() { impl_->tracker_.Flush(); }
+void Pipeline::Flush() {
+  impl_->tracker_.Flush();
+  if (impl_->traces_) impl_->traces_->Flush();
+}
+
+traces::TraceSampler* Pipeline::trace_sampler() { return impl_->traces_.get(); }
+
+int64_t Pipeline::MonotonicToUnixOffsetNs() {
+  timespec mono{}, real{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000ll +
+         (static_cast<int64_t>(real.tv_nsec) - mono.tv_nsec);
+}
 
 void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
 
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 
 std::vector<std::shared_ptr<prometheus::Collectable>> Pipeline::Collectables() {
-  return {impl_->red_, impl_->tcp_, impl_->self_, impl_->target_info_};
+  std::vector<std::shared_ptr<prometheus::Collectable>> c = {
+      impl_->red_, impl_->tcp_, impl_->service_graph_, impl_->self_, impl_->target_info_};
+  if (impl_->traces_) c.push_back(impl_->traces_);
+  return c;
 }
 
 }  // namespace redmap

@@ -1,6 +1,8 @@
 // Everything between a socket event and a metric, wired once:
 //   EventSink (source) -> ConnTracker -> protocol parsers -> Span
 //     -> RedAggregator (+ any extra SpanSinks, e.g. --replay.spans printer)
+//     -> ServiceGraphAggregator (service-map edges, names from TcpAggregator)
+//     -> TraceSampler (trace assembly, tail sampling, the trace ring)
 //   TcpEvent (source) -> TcpAggregator (network health per edge)
 // The exporter owns one Pipeline per source; tests build their own.
 #ifndef REDMAP_AGGREGATORS_PIPELINE_H_
@@ -15,8 +17,10 @@
 #include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/self/self_metrics.h"
+#include "aggregators/servicemap/service_graph.h"
 #include "aggregators/sources/event.h"
 #include "aggregators/span/span.h"
+#include "aggregators/traces/trace_sampler.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -26,11 +30,19 @@ struct PipelineOptions {
   ConnTrackerOptions conntrack;
   RedOptions red;
   NetworkOptions network;
+  // Buckets default to red.buckets and node_name to NODE_NAME or the host
+  // name when left empty.
+  ServiceGraphOptions service_graph;
   // Resolve service_name from /proc (see metadata/process_info.h). When
   // false (replay) no /proc is read: a span's process is named by the comm
   // the kernel reported. Spans without a process (tgid 0, e.g. from a
   // capture) are always "unknown_service".
   bool resolve_processes = true;
+  // Sampled traces (aggregators/traces/). exemplar_buckets default to
+  // red.buckets; unix_offset_ns is the source clock's offset to Unix time
+  // (Pipeline::MonotonicToUnixOffsetNs() for live sources, 0 for captures).
+  bool traces_enabled = true;
+  traces::TraceOptions traces;
 };
 
 class Pipeline : public EventSink {
@@ -51,6 +63,10 @@ class Pipeline : public EventSink {
   void AddSpanSink(SpanSink* sink);
 
   SelfMetrics& self_metrics();
+  // nullptr when traces are disabled.
+  traces::TraceSampler* trace_sampler();
+  // CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.
+  static int64_t MonotonicToUnixOffsetNs();
   // Everything /metrics should collect, self-metrics included.
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
 

@@ -55,7 +55,8 @@
 #define REDMAP_AF_INET 2
 #define REDMAP_AF_INET6 10
 
-/* Indexes into the per-CPU `stats` array map. Userspace sums across CPUs. */
+/* Indexes into redmap_stats.v of the per-CPU `stats` map. Userspace sums
+ * across CPUs. */
 #define REDMAP_STAT_RINGBUF_DROPS 0   /* bpf_ringbuf_output/reserve failed */
 #define REDMAP_STAT_EVENTS 1          /* records written to the ring */
 #define REDMAP_STAT_CONN_UNCLASSIFIED 2 /* connections dropped by inference */
@@ -64,6 +65,11 @@
 /* Not a counter: bytes queued in the ring at this CPU's last submit. */
 #define REDMAP_STAT_RING_QUEUED 6
 #define REDMAP_STAT_MAX 8
+
+/* The value of the per-CPU `stats` map (a single entry, key 0). */
+struct redmap_stats {
+	__u64 v[REDMAP_STAT_MAX];
+};
 
 /*
  * A connection incarnation is (tgid, fd, start_ns): fds are reused after

@@ -16,7 +16,7 @@
  *   tcp_receive_reset     resets received
  *   tcp_destroy_sock      forget the connection
  *   tcp_probe             zero windows (runs for every segment received on
- *                         an established socket: two reads, and an event
+ *                         an established socket: two loads, and an event
  *                         only when a window is zero)
  *
  * RTT and bytes are read once, when the connection closes: no per-ACK cost,
@@ -88,7 +88,9 @@ static __always_inline void tcp_fill_sk_tuple(struct redmap_tcp_event *ev, const
 
 static __always_inline int tcp_is_self(const struct redmap_tcp_event *ev)
 {
-	return self_port && (ev->local_port == self_port || ev->remote_port == self_port);
+	return (self_port && (ev->local_port == self_port || ev->remote_port == self_port)) ||
+	       (self_debug_port &&
+		(ev->local_port == self_debug_port || ev->remote_port == self_debug_port));
 }
 
 /* Fills owner fields from the connection's entry, if it has one. */
@@ -445,23 +447,24 @@ int BPF_PROG(tcp_receive_reset, struct sock *sk)
 }
 
 /* Every segment received on an established socket passes here, so the
- * common case is two loads and a return. */
+ * common case is one cheap helper, two direct loads and a return. The
+ * tracepoint fires before the segment is processed, so both windows are the
+ * ones in force when it arrived: rcv_wnd is what this side last advertised,
+ * snd_wnd what the peer last advertised. A zero-window episode therefore
+ * counts the probes/ACKs received during it (the reopening segment is the
+ * last one counted, the closing one is not). */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_zero_window, struct sock *sk, const struct sk_buff *skb)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u32 rcv_wnd = BPF_CORE_READ(tp, rcv_wnd);
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	__u16 window = 1;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
 	__u32 kind;
 
-	/* window is at offset 14 of the TCP header */
-	bpf_probe_read_kernel(&window, sizeof(window), head + th + 14);
-	if (rcv_wnd == 0)
-		kind = REDMAP_TCP_ZERO_WINDOW_LOCAL; /* a probe: we still advertise 0 */
-	else if (window == 0)
-		kind = REDMAP_TCP_ZERO_WINDOW_PEER;
+	if (!tp)
+		return 0;
+	if (tp->rcv_wnd == 0)
+		kind = REDMAP_TCP_ZERO_WINDOW_LOCAL; /* our application is not reading */
+	else if (tp->snd_wnd == 0)
+		kind = REDMAP_TCP_ZERO_WINDOW_PEER; /* the peer's application is not */
 	else
 		return 0;
 

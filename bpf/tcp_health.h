@@ -22,8 +22,8 @@
 #define REDMAP_TCP_RETRANSMIT 4      /* value: segments, aux: REDMAP_TCP_RETRANS_* */
 #define REDMAP_TCP_RESET_SENT 5
 #define REDMAP_TCP_RESET_RECEIVED 6
-#define REDMAP_TCP_ZERO_WINDOW_LOCAL 7 /* segment received while we advertise 0 */
-#define REDMAP_TCP_ZERO_WINDOW_PEER 8  /* segment received advertising 0 */
+#define REDMAP_TCP_ZERO_WINDOW_LOCAL 7 /* segment received while we advertised 0 */
+#define REDMAP_TCP_ZERO_WINDOW_PEER 8  /* segment received while the peer advertised 0 */
 #define REDMAP_TCP_LISTEN 9            /* a process started listening */
 
 #define REDMAP_TCP_RETRANS_DATA 0

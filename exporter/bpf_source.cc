@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "aggregators/sources/event_decoder.h"
+#include "aggregators/sources/record_merger.h"
 #include "bpf/socket_trace.h"
 #include "bpf/tcp_health.h"
 #include "socket_trace.skel.h"
@@ -46,6 +48,7 @@ class BpfSource::Impl {
     if (rb_ != nullptr) ring_buffer__free(rb_);
     for (bpf_link* link : links_) bpf_link__destroy(link);
     if (skel_ != nullptr) socket_trace__destroy(skel_);
+    for (int fd : cpu_rings_) close(fd);
   }
 
   absl::Status Open(const BpfSourceOptions& options, SelfMetrics* self) {
@@ -83,26 +86,46 @@ class BpfSource::Impl {
     // 2. Read-only knobs (.rodata) and map sizes from the config.
     skel_->rodata->self_tgid = options.self_tgid;
     skel_->rodata->self_port = options.self_port;
+    skel_->rodata->self_debug_port = options.self_debug_port;
     skel_->rodata->payload_bytes = options.capture.payload_bytes;
-    skel_->rodata->wakeup_bytes = options.capture.wakeup_bytes;
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return absl::InternalError("cannot count possible CPUs");
     num_cpus_ = cpus;
+    // capture.ring_buffer_bytes and wakeup_bytes are totals, split evenly
+    // over the per-CPU rings (each a power of two, at least 16 KiB).
+    per_cpu_ring_bytes_ = 16u << 10;
+    while (uint64_t{per_cpu_ring_bytes_} * 2 * cpus <= options.capture.ring_buffer_bytes) {
+      per_cpu_ring_bytes_ *= 2;
+    }
+    skel_->rodata->wakeup_bytes =
+        std::max<uint64_t>(1, std::min<uint64_t>(options.capture.wakeup_bytes / cpus,
+                                                 per_cpu_ring_bytes_ / 2));
     struct {
       bpf_map* map;
       uint32_t entries;
     } sizes[] = {
-        {skel_->maps.events, options.capture.ring_buffer_bytes},
+        {skel_->maps.events, static_cast<uint32_t>(cpus)},
         {skel_->maps.conn_info_map, options.capture.max_connections},
         {skel_->maps.scratch_map, static_cast<uint32_t>(cpus)},
         {skel_->maps.tcp_events, options.network.ring_buffer_bytes},
         {skel_->maps.tcp_conns, options.network.max_connections},
     };
     for (const auto& s : sizes) {
+      if (s.map == nullptr) return absl::InternalError("BPF object lacks a map redmap sizes");
       if (int err = bpf_map__set_max_entries(s.map, s.entries); err != 0) {
         return absl::InvalidArgumentError(absl::StrCat("cannot size BPF map ", bpf_map__name(s.map),
                                                        " to ", s.entries, ": ", ErrnoText(-err)));
       }
+    }
+
+    // The per-CPU rings are created here; the first one also serves as the
+    // template the `events` array is declared with (its size is part of
+    // the map-in-map type). (bpf_map__set_max_entries on libbpf's own inner
+    // map template crashes libbpf 1.1.)
+    if (absl::Status s = CreateCpuRings(); !s.ok()) return s;
+    if (int err = bpf_map__set_inner_map_fd(skel_->maps.events, cpu_rings_.at(0)); err != 0) {
+      return absl::InternalError(absl::StrCat("cannot set the per-CPU ring template: ",
+                                              ErrnoText(-err)));
     }
 
     // 3. Exactly one of the two program variants is loaded. The TCP health
@@ -120,6 +143,33 @@ class BpfSource::Impl {
           "cannot load BPF programs: ", ErrnoText(-err),
           " (needs root or CAP_BPF+CAP_PERFMON, a kernel with BTF at /sys/kernel/btf/vmlinux; "
           "the verifier log above says which program failed)"));
+    }
+    return InstallCpuRings();
+  }
+
+  // One ring per possible CPU (made once: a fallback load reuses them).
+  absl::Status CreateCpuRings() {
+    for (uint32_t cpu = cpu_rings_.size(); cpu < static_cast<uint32_t>(num_cpus_); ++cpu) {
+      int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "redmap_cpu_ring", 0, 0, per_cpu_ring_bytes_,
+                              nullptr);
+      if (fd < 0) {
+        return absl::InternalError(absl::StrCat("cannot create the ring buffer of CPU ", cpu,
+                                                " (", per_cpu_ring_bytes_,
+                                                " bytes): ", ErrnoText(errno)));
+      }
+      cpu_rings_.push_back(fd);
+    }
+    return absl::OkStatus();
+  }
+
+  // Slots each ring into the loaded `events` array at its CPU's index.
+  absl::Status InstallCpuRings() {
+    const int outer = bpf_map__fd(skel_->maps.events);
+    for (uint32_t cpu = 0; cpu < cpu_rings_.size(); ++cpu) {
+      if (bpf_map_update_elem(outer, &cpu, &cpu_rings_[cpu], BPF_ANY) != 0) {
+        return absl::InternalError(
+            absl::StrCat("cannot install the ring buffer of CPU ", cpu, ": ", ErrnoText(errno)));
+      }
     }
     return absl::OkStatus();
   }
@@ -147,10 +197,16 @@ class BpfSource::Impl {
   }
 
   absl::Status OpenRing() {
-    // 6. Ring buffer consumer: one epoll set over both rings.
-    rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Impl::OnRecord, this, nullptr);
+    // 6. Ring buffer consumer: one epoll set over every CPU's ring and the
+    // TCP ring.
+    rb_ = ring_buffer__new(cpu_rings_.at(0), &Impl::OnRecord, this, nullptr);
     if (rb_ == nullptr) {
       return absl::InternalError(absl::StrCat("cannot open ring buffer: ", ErrnoText(errno)));
+    }
+    for (size_t i = 1; i < cpu_rings_.size(); ++i) {
+      if (int err = ring_buffer__add(rb_, cpu_rings_[i], &Impl::OnRecord, this); err != 0) {
+        return absl::InternalError(absl::StrCat("cannot open ring buffer: ", ErrnoText(-err)));
+      }
     }
     if (int err = ring_buffer__add(rb_, bpf_map__fd(skel_->maps.tcp_events), &Impl::OnRecord, this);
         err != 0) {
@@ -170,28 +226,39 @@ class BpfSource::Impl {
     sink_ = sink;
     const int timeout_ms = static_cast<int>(options_.capture.poll_interval_ms);
     while (!stop.load(std::memory_order_relaxed)) {
+      const uint64_t round_start = MonotonicNs();
       // The kernel side wakes us only past wakeup_bytes; otherwise the
       // timeout drains whatever queued up (events carry kernel timestamps,
-      // so batching delays nothing that is measured).
-      int n = ring_buffer__poll(rb_, timeout_ms);
+      // so batching delays nothing that is measured). Records held back by
+      // the merger go out after a short wait, not a whole poll interval.
+      int n = ring_buffer__poll(rb_, merger_.buffered_records() > 0 ? 1 : timeout_ms);
       if (n < 0 && n != -EINTR) {
         return absl::InternalError(absl::StrCat("ring buffer poll failed: ", ErrnoText(-n)));
       }
+      // Everything older than the start of this read is in some ring by
+      // now; newer records wait a round (see record_merger.h).
+      const uint64_t read_start = MonotonicNs();
       ring_buffer__consume(rb_);
+      Deliver(read_start > kHoldBackNs ? read_start - kHoldBackNs : 0);
       if (tick_) tick_(MonotonicNs());
+      // Under steady traffic a ring always has data and poll returns at
+      // once: pace the rounds so that each one handles a batch, not a few
+      // records (each round sorts and carries over what it holds back).
+      const uint64_t spent = MonotonicNs() - round_start;
+      if (spent < kMinRoundNs) usleep(static_cast<useconds_t>((kMinRoundNs - spent) / 1000));
     }
     ring_buffer__consume(rb_);
+    Deliver(std::numeric_limits<uint64_t>::max());
     sink_ = nullptr;
     return absl::OkStatus();
   }
 
   KernelStats ReadKernelStats() const {
     KernelStats k;
-    std::vector<uint64_t> values(num_cpus_);
+    std::vector<redmap_stats> per_cpu = ReadStats();
     auto sum = [&](uint32_t idx) -> uint64_t {
-      if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &idx, values.data()) != 0) return 0;
       uint64_t total = 0;
-      for (uint64_t v : values) total += v;
+      for (const redmap_stats& s : per_cpu) total += s.v[idx];
       return total;
     };
     k.ringbuf_drops = sum(REDMAP_STAT_RINGBUF_DROPS);
@@ -205,17 +272,15 @@ class BpfSource::Impl {
   }
 
   std::vector<SelfMetrics::TableFill> ReadTableFill() const {
-    // Ring fill: the largest "queued bytes" any CPU saw at its last submit.
-    std::vector<uint64_t> values(num_cpus_);
-    uint32_t idx = REDMAP_STAT_RING_QUEUED;
+    // Ring fill: the bytes each CPU's ring held at its last submit, summed.
     int64_t queued = 0;
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &idx, values.data()) == 0) {
-      for (uint64_t v : values) queued = std::max<int64_t>(queued, static_cast<int64_t>(v));
+    for (const redmap_stats& s : ReadStats()) {
+      queued += static_cast<int64_t>(s.v[REDMAP_STAT_RING_QUEUED]);
     }
     return {
         {"bpf_connections", CountEntries(skel_->maps.conn_info_map),
          static_cast<int64_t>(options_.capture.max_connections)},
-        {"ring_buffer_bytes", queued, static_cast<int64_t>(options_.capture.ring_buffer_bytes)},
+        {"ring_buffer_bytes", queued, int64_t{per_cpu_ring_bytes_} * num_cpus_},
         {"bpf_tcp_connections", CountEntries(skel_->maps.tcp_conns),
          static_cast<int64_t>(options_.network.max_connections)},
     };
@@ -225,11 +290,29 @@ class BpfSource::Impl {
 
  private:
   static int OnRecord(void* ctx, void* data, size_t size) {
-    auto* self = static_cast<Impl*>(ctx);
-    if (DecodeRecord(data, size, self->sink_) == DecodeResult::kInvalid) {
-      self->self_->AddDropped(DropReason::kDecodeError);
-    }
+    static_cast<Impl*>(ctx)->merger_.Add(data, size);
     return 0;
+  }
+
+  void Deliver(uint64_t cutoff_ns) {
+    if (size_t rejected = merger_.Deliver(cutoff_ns, sink_); rejected > 0) {
+      self_->AddDropped(DropReason::kDecodeError, rejected);
+    }
+  }
+
+  // Records younger than this at the start of a read are held back a round.
+  // (An event is in its ring microseconds after its timestamp.)
+  static constexpr uint64_t kHoldBackNs = 250 * 1000;
+  static constexpr uint64_t kMinRoundNs = 1000 * 1000;
+
+  // The per-CPU counters (all zero if the map cannot be read).
+  std::vector<redmap_stats> ReadStats() const {
+    std::vector<redmap_stats> per_cpu(num_cpus_);
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.stats), &zero, per_cpu.data()) != 0) {
+      per_cpu.assign(num_cpus_, redmap_stats{});
+    }
+    return per_cpu;
   }
 
   // Entries of a hash map, read in batches (a few syscalls, not one per key).
@@ -262,6 +345,9 @@ class BpfSource::Impl {
   EventSink* sink_ = nullptr;
   std::function<void(uint64_t)> tick_;
   int num_cpus_ = 1;
+  uint32_t per_cpu_ring_bytes_ = 0;
+  std::vector<int> cpu_rings_;  // ring map fds, by CPU
+  RecordMerger merger_;
 };
 
 BpfSource::BpfSource() : impl_(std::make_unique<Impl>()) {}

@@ -23,6 +23,7 @@ struct BpfSourceOptions {
   Config::Network network;
   uint32_t self_tgid = 0;      // never traced (0: no exclusion)
   uint16_t self_port = 0;      // connections to/from this port are not traced
+  uint16_t self_debug_port = 0;  // nor to/from this one (the debug listener)
   // Load the raw_tracepoint fallback even where tp_btf works (tests).
   bool force_raw_tracepoint = false;
 };

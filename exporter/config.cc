@@ -21,9 +21,12 @@ namespace {
 using Setter = std::function<absl::Status(const YAML::Node&, const std::string& key, Config*)>;
 
 absl::Status BadValue(const std::string& key, const std::string& what, const YAML::Node& n) {
-  std::string got = n.IsScalar() ? n.Scalar() : (n.IsSequence() ? "a list" : "a map");
-  return absl::InvalidArgumentError(absl::StrCat(key, ": ", what, ", got '", got, "' (line ",
-                                                 n.Mark().line + 1, ")"));
+  std::string got = n.IsScalar()     ? absl::StrCat("'", n.Scalar(), "'")
+                    : n.IsSequence() ? "a list"
+                    : n.IsMap()      ? "a map"
+                                     : "nothing";
+  return absl::InvalidArgumentError(
+      absl::StrCat(key, ": ", what, ", got ", got, " (line ", n.Mark().line + 1, ")"));
 }
 
 template <typename T>
@@ -51,6 +54,38 @@ absl::Status ReadBool(const YAML::Node& n, const std::string& key, bool* out) {
   return BadValue(key, "must be true or false", n);
 }
 
+// A number in [lo, hi] (decimals allowed).
+absl::Status ReadDouble(const YAML::Node& n, const std::string& key, double lo, double hi,
+                        double* out) {
+  double v;
+  if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v)) {
+    return BadValue(key, absl::StrCat("must be a number between ", lo, " and ", hi), n);
+  }
+  if (v < lo || v > hi) return BadValue(key, absl::StrCat("must be between ", lo, " and ", hi), n);
+  *out = v;
+  return absl::OkStatus();
+}
+
+// A list of names: header names or query parameter names (RFC 9110 token
+// characters), at most 100.
+template <typename Section>
+Setter Names(Section Config::*section, std::vector<std::string> Section::*field) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+    if (!n.IsSequence()) return BadValue(key, "must be a list of names", n);
+    std::vector<std::string> names;
+    for (const auto& item : n) {
+      if (!item.IsScalar() || item.Scalar().empty() || item.Scalar().size() > 128 ||
+          item.Scalar().find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                          "0123456789!#$%&'*+-.^_`|~") != std::string::npos) {
+        return BadValue(key, "every entry must be a header or parameter name", item);
+      }
+      names.push_back(item.Scalar());
+    }
+    if (names.size() > 100) return BadValue(key, "at most 100 names", n);
+    (c->*section).*field = std::move(names);
+    return absl::OkStatus();
+  };
+}
 
 template <typename Section>
 Setter U32(Section Config::*section, uint32_t Section::*field, uint64_t lo, uint64_t hi) {
@@ -142,6 +177,53 @@ const std::map<std::string, Setter>& Keys() {
       {"network.max_series", U32(&Config::network, &Config::Network::max_series, 1, 1u << 20)},
       {"network.series_ttl_seconds",
        U32(&Config::network, &Config::Network::series_ttl_seconds, 1, 86400 * 7)},
+      {"service_graph.max_series",
+       U32(&Config::service_graph, &Config::ServiceGraph::max_series, 1, 1u << 20)},
+      {"service_graph.series_ttl_seconds",
+       U32(&Config::service_graph, &Config::ServiceGraph::series_ttl_seconds, 1, 86400 * 7)},
+      {"debug.listen_address",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsScalar()) return BadValue(key, "must be HOST:PORT", n);
+         auto parsed = ParseListenAddress(n.Scalar());
+         if (!parsed.ok()) return BadValue(key, std::string(parsed.status().message()), n);
+         c->debug.listen_address = n.Scalar();
+         return absl::OkStatus();
+       }},
+      {"debug.bearer_token_file",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsScalar()) return BadValue(key, "must be a file path", n);
+         c->debug.bearer_token_file = n.Scalar();
+         return absl::OkStatus();
+       }},
+      {"traces.enabled",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadBool(n, key, &c->traces.enabled);
+       }},
+      {"traces.assembly_wait_ms",
+       U32(&Config::traces, &Config::Traces::assembly_wait_ms, 1, 60000)},
+      {"traces.max_pending_spans",
+       U32(&Config::traces, &Config::Traces::max_pending_spans, 1, 1u << 20)},
+      {"traces.payload_snippet_bytes",
+       U32(&Config::traces, &Config::Traces::payload_snippet_bytes, 0, 16384)},
+      {"traces.sample_ratio",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadDouble(n, key, 0, 1, &c->traces.sample_ratio);
+       }},
+      {"traces.slow_threshold_ms",
+       U32(&Config::traces, &Config::Traces::slow_threshold_ms, 0, 3600000)},
+      {"traces.keep_slower_than_route_p99",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadBool(n, key, &c->traces.keep_slower_than_route_p99);
+       }},
+      {"traces.max_traces_per_second",
+       U32(&Config::traces, &Config::Traces::max_traces_per_second, 1, 1000000)},
+      {"traces.ring_max_bytes",
+       U32(&Config::traces, &Config::Traces::ring_max_bytes, 4096, 1u << 30)},
+      {"traces.ring_max_traces",
+       U32(&Config::traces, &Config::Traces::ring_max_traces, 1, 1u << 20)},
+      {"traces.redact_headers", Names(&Config::traces, &Config::Traces::redact_headers)},
+      {"traces.redact_query_params",
+       Names(&Config::traces, &Config::Traces::redact_query_params)},
   };
   return *keys;
 }
@@ -153,7 +235,12 @@ absl::Status Walk(const YAML::Node& node, const std::string& prefix, Config* c) 
                      node.Mark().line + 1, ")"));
   }
   for (const auto& kv : node) {
-    const std::string name = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      return absl::InvalidArgumentError(absl::StrCat(prefix.empty() ? "config" : prefix,
+                                                     ": keys must be plain names (line ",
+                                                     kv.first.Mark().line + 1, ")"));
+    }
+    const std::string& name = kv.first.Scalar();
     const std::string key = prefix.empty() ? name : absl::StrCat(prefix, ".", name);
     auto it = Keys().find(key);
     if (it != Keys().end()) {

@@ -56,6 +56,36 @@ struct Config {
     uint32_t series_ttl_seconds = 600;  // idle edges without connections disappear
   } network;
 
+  // Service-map edges (traces_service_graph_*); durations use red.buckets.
+  struct ServiceGraph {
+    uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
+    uint32_t series_ttl_seconds = 600;  // edges not updated this long disappear
+  } service_graph;
+
+  // The debug listener: sampled traces (JSON, Jaeger query API, HTML).
+  struct Debug {
+    // Loopback by default: traces carry (redacted) payloads.
+    std::string listen_address = "127.0.0.1:9436";
+    std::string bearer_token_file;  // empty: no token required
+  } debug;
+
+  // Sampled traces (aggregators/traces/): assembly, tail sampling, the ring.
+  struct Traces {
+    bool enabled = true;
+    uint32_t assembly_wait_ms = 1000;      // a tree is decided this long after its last span
+    uint32_t max_pending_spans = 8192;     // spans waiting to be assembled
+    uint32_t payload_snippet_bytes = 512;  // redacted head kept per request/response
+    double sample_ratio = 0.01;            // uniform share of the unremarkable rest
+    uint32_t slow_threshold_ms = 1000;     // keep roots at least this slow (0: off)
+    bool keep_slower_than_route_p99 = true;
+    uint32_t max_traces_per_second = 100;  // kept traces, all reasons
+    uint32_t ring_max_bytes = 16u << 20;
+    uint32_t ring_max_traces = 1000;
+    std::vector<std::string> redact_headers = {"X-Api-Key", "X-Auth-Token"};
+    std::vector<std::string> redact_query_params = {"access_token", "api_key", "apikey",
+                                                    "password",     "secret",  "token"};
+  } traces;
+
   // Parses YAML text. Unknown keys and bad values are errors naming the key
   // ("capture.payload_bytes: must be between 1 and 16384, got 0").
   static absl::StatusOr<Config> FromYaml(const std::string& yaml_text);

@@ -2,7 +2,13 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
 
 #include "exporter/tracefs.h"
 
@@ -21,12 +27,53 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.network.max_connections = config.network.max_connections;
   o.network.max_series = config.network.max_series;
   o.network.series_ttl_ns = uint64_t{config.network.series_ttl_seconds} * 1000000000ull;
+  o.service_graph.max_series = config.service_graph.max_series;
+  o.service_graph.series_ttl_ns =
+      uint64_t{config.service_graph.series_ttl_seconds} * 1000000000ull;
+  const Config::Traces& t = config.traces;
+  o.traces_enabled = t.enabled;
+  o.traces.assembly_wait_ns = uint64_t{t.assembly_wait_ms} * 1000000ull;
+  o.traces.max_pending_spans = t.max_pending_spans;
+  o.traces.payload_snippet_bytes = t.payload_snippet_bytes;
+  o.traces.sample_ratio = t.sample_ratio;
+  o.traces.slow_threshold_ns = uint64_t{t.slow_threshold_ms} * 1000000ull;
+  o.traces.keep_slower_than_route_p99 = t.keep_slower_than_route_p99;
+  o.traces.max_traces_per_second = t.max_traces_per_second;
+  o.traces.ring_max_bytes = t.ring_max_bytes;
+  o.traces.ring_max_traces = t.ring_max_traces;
+  o.traces.redact_headers = t.redact_headers;
+  o.traces.redact_query_params = t.redact_query_params;
+  o.traces.exemplar_max_series = 2 * size_t{config.red.max_series};
   return o;
+}
+
+absl::StatusOr<std::string> ReadBearerToken(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("debug.bearer_token_file: cannot read ", path,
+                                                   ": ", std::strerror(errno)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string token = ss.str();
+  const char* ws = " \t\r\n";
+  token.erase(0, token.find_first_not_of(ws));
+  token.erase(token.find_last_not_of(ws) + 1);
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("debug.bearer_token_file: ", path, " is empty"));
+  }
+  if (token.find_first_of(ws) != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("debug.bearer_token_file: ", path, " must hold one token without spaces"));
+  }
+  return token;
 }
 
 absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config) {
   std::unique_ptr<Exporter> e(new Exporter());
-  auto pipeline = Pipeline::Create(PipelineOptionsFromConfig(config));
+  PipelineOptions options = PipelineOptionsFromConfig(config);
+  options.traces.unix_offset_ns = Pipeline::MonotonicToUnixOffsetNs();
+  auto pipeline = Pipeline::Create(options);
   if (!pipeline.ok()) return pipeline.status();
   e->pipeline_ = std::move(*pipeline);
   SelfMetrics* self = &e->pipeline_->self_metrics();
@@ -34,19 +81,46 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   auto server = HttpServer::Start(config.web.listen_address, self);
   if (!server.ok()) return server.status();
   e->server_ = std::move(*server);
+  // Serve what there is from the start: self-metrics and probe status are
+  // worth a scrape even while the probes load.
+  e->server_->SetCollectables(e->pipeline_->Collectables());
+
+  // Sampled traces on their own listener (loopback by default): metrics can
+  // be scraped from anywhere, payload snippets stay local.
+  if (traces::TraceSampler* sampler = e->pipeline_->trace_sampler()) {
+    e->server_->SetExemplars(
+        [sampler](std::string_view family, const std::vector<std::string>& values) {
+          return sampler->exemplars().Lookup(family, values);
+        });
+    HttpServerOptions debug;
+    debug.listen_address = config.debug.listen_address;
+    debug.config_key = "debug.listen_address";
+    debug.serve_metrics = false;
+    if (!config.debug.bearer_token_file.empty()) {
+      auto token = ReadBearerToken(config.debug.bearer_token_file);
+      if (!token.ok()) return token.status();
+      debug.bearer_token = *token;
+    }
+    auto debug_server = HttpServer::Start(debug, nullptr);
+    if (!debug_server.ok()) return debug_server.status();
+    e->debug_server_ = std::move(*debug_server);
+    e->debug_api_ = std::make_unique<DebugApi>(&sampler->ring());
+    e->debug_api_->Register(e->debug_server_.get());
+  }
 
   auto mounted = EnsureTracefsMounted();
   if (!mounted.ok()) return mounted.status();
   if (*mounted) fprintf(stderr, "redmap: mounted tracefs at /sys/kernel/tracing\n");
 
-  BpfSourceOptions options;
-  options.capture = config.capture;
-  options.network = config.network;
+  BpfSourceOptions source_options;
+  source_options.capture = config.capture;
+  source_options.network = config.network;
   if (!config.capture.trace_self) {
-    options.self_tgid = static_cast<uint32_t>(getpid());
-    options.self_port = static_cast<uint16_t>(e->server_->port());
+    source_options.self_tgid = static_cast<uint32_t>(getpid());
+    source_options.self_port = static_cast<uint16_t>(e->server_->port());
+    source_options.self_debug_port = static_cast<uint16_t>(e->debug_port());
   }
-  auto source = BpfSource::Create(options, self);
+  auto source = BpfSource::Create(source_options, self);
   if (!source.ok()) return source.status();
   e->source_ = std::move(*source);
 
@@ -55,11 +129,11 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   self->SetTableFillReader([src] { return src->ReadTableFill(); });
   Pipeline* p = e->pipeline_.get();
   src->SetTick([p](uint64_t now) { p->Tick(now); });
-  e->server_->SetCollectables(e->pipeline_->Collectables());
   return e;
 }
 
 Exporter::~Exporter() {
+  debug_server_.reset();
   server_.reset();
   if (pipeline_) {
     pipeline_->self_metrics().SetKernelStatsReader(nullptr);

@@ -11,6 +11,7 @@
 #include "aggregators/pipeline.h"
 #include "exporter/bpf_source.h"
 #include "exporter/config.h"
+#include "exporter/debug_api.h"
 #include "exporter/http_server.h"
 
 namespace redmap {
@@ -28,6 +29,9 @@ class Exporter {
   absl::Status Run(const std::atomic<bool>& stop);
   const std::string& address() const { return server_->address(); }
   int port() const { return server_->port(); }
+  // The debug listener (sampled traces); "" / 0 when traces are disabled.
+  std::string debug_address() const { return debug_server_ ? debug_server_->address() : ""; }
+  int debug_port() const { return debug_server_ ? debug_server_->port() : 0; }
 
  private:
   Exporter() = default;
@@ -36,7 +40,13 @@ class Exporter {
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<BpfSource> source_;
   std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<DebugApi> debug_api_;
+  std::unique_ptr<HttpServer> debug_server_;
 };
+
+// The token in debug.bearer_token_file (surrounding whitespace trimmed); an
+// error naming the key when it cannot be read or is empty.
+absl::StatusOr<std::string> ReadBearerToken(const std::string& path);
 
 }  // namespace redmap
 

@@ -14,11 +14,15 @@ eBPF RED metrics for the HTTP traffic of unmodified programs on this node.
   --web.listen-address=HOST:PORT
                               where /metrics, /healthz and / are served
                               (default 0.0.0.0:9435; overrides web.listen_address)
+  --debug.listen-address=HOST:PORT
+                              where sampled traces are served: JSON, the Jaeger
+                              query API and an HTML page (default 127.0.0.1:9436;
+                              overrides debug.listen_address)
   --replay=FILE.pcap          run the pipeline over a capture instead of the
                               kernel, print the exposition to stdout and exit
   --replay.spans              with --replay, also print one JSON line per span
   --version                   print the version and exit
-  --help                      print this help and exit
+  -h, --help                  print this help and exit
 )";
 }
 
@@ -27,7 +31,7 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::optional<std::string> value;
-    if (name.rfind("--", 0) != 0) {
+    if (name.rfind("--", 0) != 0 && name != "-h") {
       return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", name, "'"));
     }
     if (size_t eq = name.find('='); eq != std::string::npos) {
@@ -39,10 +43,11 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) return args[++i];
       return absl::InvalidArgumentError(absl::StrCat("flag ", name, " needs a value"));
     };
-    if (name == "--help" || name == "-h") {
-      f.help = true;
-    } else if (name == "--version") {
-      f.version = true;
+    if (name == "--help" || name == "-h" || name == "--version") {
+      if (value) {
+        return absl::InvalidArgumentError(absl::StrCat("flag ", name, " takes no value"));
+      }
+      (name == "--version" ? f.version : f.help) = true;
     } else if (name == "--replay.spans") {
       if (value && *value != "true" && *value != "false") {
         return absl::InvalidArgumentError("flag --replay.spans takes no value (or true/false)");
@@ -56,6 +61,10 @@ absl::StatusOr<Flags> ParseFlags(const std::vector<std::string>& args) {
       auto v = take_value();
       if (!v.ok()) return v.status();
       f.listen_address = *v;
+    } else if (name == "--debug.listen-address") {
+      auto v = take_value();
+      if (!v.ok()) return v.status();
+      f.debug_listen_address = *v;
     } else if (name == "--replay") {
       auto v = take_value();
       if (!v.ok()) return v.status();

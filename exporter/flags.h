@@ -13,6 +13,7 @@ namespace redmap {
 struct Flags {
   std::string config_file;                   // --config.file
   std::optional<std::string> listen_address; // --web.listen-address (overrides the config)
+  std::optional<std::string> debug_listen_address;  // --debug.listen-address (likewise)
   std::string replay;                        // --replay=FILE.pcap
   bool replay_spans = false;                 // --replay.spans
   bool help = false;

@@ -61,6 +61,14 @@ int Main(int argc, char** argv) {
     }
     config.web.listen_address = *flags->listen_address;
   }
+  if (flags->debug_listen_address) {
+    auto parsed = redmap::ParseListenAddress(*flags->debug_listen_address);
+    if (!parsed.ok()) {
+      return Fail("--debug.listen-address=" + *flags->debug_listen_address + ": " +
+                  std::string(parsed.status().message()));
+    }
+    config.debug.listen_address = *flags->debug_listen_address;
+  }
 
   if (!flags->replay.empty()) {
     absl::Status s = redmap::RunReplay(config, flags->replay, flags->replay_spans, std::cout);
@@ -80,6 +88,9 @@ int Main(int argc, char** argv) {
   auto exporter = redmap::Exporter::Create(config);
   if (!exporter.ok()) return Fail(std::string(exporter.status().message()));
   fprintf(stderr, "redmap: listening on http://%s/metrics\n", (*exporter)->address().c_str());
+  if (!(*exporter)->debug_address().empty()) {
+    fprintf(stderr, "redmap: sampled traces on http://%s/\n", (*exporter)->debug_address().c_str());
+  }
   absl::Status s = (*exporter)->Run(g_stop);
   exporter->reset();  // detach probes, stop the server
   if (!s.ok()) return Fail(std::string(s.message()));

@@ -17,6 +17,7 @@ TEST_PACKAGES=(
   prometheus                                                      # promtool check metrics
   tcpdump iproute2 procps nftables                                # captures, namespaces, loss
   openssl                                                         # certificates for the TLS API-client test
+  chromium                                                        # renders the traces page (headless)
 )
 
 want=("${BUILD_PACKAGES[@]}")

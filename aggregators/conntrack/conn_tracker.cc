@@ -1,150 +1,152 @@
 #include "aggregators/conntrack/conn_tracker.h"
 
-#include <list>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "aggregators/conntrack/data_stream_buffer.h"
 #include "aggregators/protocols/protocol.h"
 #include "bpf/protocol_infer.h"
 
 namespace redmap {
+namespace {
+
+// Role from the bytes when the kernel side did not see connect/accept: the
+// end that sends requests is the client.
+Role InferRole(const DataEvent& e) {
+  __u32 is_request = 0;
+  const __u32 n = static_cast<__u32>(std::min<size_t>(e.payload.size(), REDMAP_INFER_BYTES));
+  if (redmap_infer_protocol(reinterpret_cast<const __u8*>(e.payload.data()), n, &is_request) ==
+      REDMAP_PROTO_UNKNOWN) {
+    return Role::kUnknown;
+  }
+  return (is_request != 0) == (e.direction == Direction::kEgress) ? Role::kClient : Role::kServer;
+}
+
+}  // namespace
 
 class ConnTracker::Impl {
  public:
   Impl(const ConnTrackerOptions& options, SpanSink* spans, SelfMetrics* self)
       : options_(options), spans_(spans), self_(self) {
     self_->SetTrackedConnectionsLimit(static_cast<int64_t>(options_.max_connections));
+    self_->SetTrackedConnections(0);
   }
 
   ~Impl() { Flush(); }
 
   void OnData(const DataEvent& e) {
-    if (e.protocol == Protocol::kUnknown) return;
-    Conn* conn = Lookup(e);
-    if (conn == nullptr) return;
-    conn->last_ns = e.exit_ns;
-
-    if (conn->ctx.role == Role::kUnknown) {
-      conn->ctx.role = e.role != Role::kUnknown ? e.role : InferRole(e);
-      if (conn->ctx.role == Role::kUnknown) return;  // nothing to tell yet
+    if (e.protocol == Protocol::kUnknown) return;  // the kernel side counts these
+    Conn* c = Lookup(e);
+    if (c == nullptr) return;
+    c->last_ns = std::max(c->last_ns, e.exit_ns);
+    if (c->ctx.role == Role::kUnknown) {
+      c->ctx.role = e.role != Role::kUnknown ? e.role : InferRole(e);
+      if (c->ctx.role == Role::kUnknown) return;  // mid-message: wait for a message start
     }
-
-    StreamPos& sp = conn->pos[e.direction == Direction::kEgress ? 0 : 1];
-    uint64_t pos;
-    if (e.has_tcp_seq) {
-      // Unwrap the 32-bit sequence number relative to the last one seen.
-      if (!sp.init) {
-        sp.init = true;
-        sp.last_pos = (1ull << 32) + e.tcp_seq;  // headroom for small steps back
-      } else {
-        sp.last_pos += static_cast<int64_t>(static_cast<int32_t>(e.tcp_seq - sp.last_seq));
-      }
-      sp.last_seq = e.tcp_seq;
-      pos = sp.last_pos;
-    } else {
-      pos = sp.next_pos;
-      sp.next_pos += e.byte_count;
+    if (e.has_tcp_seq) c->ctx.has_tcp_seq = true;
+    const Direction dir = e.direction;
+    ConnectionParser* parser = c->parser.get();
+    const ConnContext& ctx = c->ctx;
+    auto result = c->streams[static_cast<size_t>(dir)].Add(
+        e, [&](const StreamSegment& seg) { return parser->OnSegment(dir, seg, ctx); });
+    if (result == DataStreamBuffer::AddResult::kOverflow) {
+      self_->AddDropped(DropReason::kBufferOverflow);
     }
-
-    StreamChunk chunk;
-    chunk.pos = pos;
-    chunk.len = e.byte_count;
-    chunk.known = e.payload;
-    chunk.enter_ns = e.enter_ns;
-    chunk.exit_ns = e.exit_ns;
-    chunk.tid = e.tid;
-    chunk.seq = e.tcp_seq;
-    conn->parser->OnChunk(e.direction, chunk, conn->ctx);
   }
 
   void OnClose(const CloseEvent& e) {
     auto it = conns_.find(e.conn);
-    if (it == conns_.end()) return;
-    Erase(it);
+    if (it != conns_.end()) Erase(it);
   }
 
   void ExpireIdle(uint64_t now_ns) {
     if (now_ns < options_.idle_timeout_ns) return;
     const uint64_t cutoff = now_ns - options_.idle_timeout_ns;
-    // The LRU tail is the least recently used: stop at the first fresh one.
-    while (!lru_.empty()) {
-      auto it = conns_.find(lru_.back());
-      if (it->second.last_ns >= cutoff) break;
-      Erase(it);
+    // Oldest first along the LRU list: stop at the first one still active.
+    while (lru_.prev != &lru_ && lru_.prev->last_ns < cutoff) {
+      Erase(conns_.find(static_cast<Conn*>(lru_.prev)->ctx.key));
     }
   }
 
   void Flush() {
-    while (!lru_.empty()) Erase(conns_.find(lru_.back()));
+    while (lru_.prev != &lru_) Erase(conns_.find(static_cast<Conn*>(lru_.prev)->ctx.key));
   }
 
   size_t size() const { return conns_.size(); }
 
  private:
-  struct StreamPos {
-    bool init = false;
-    uint32_t last_seq = 0;
-    uint64_t last_pos = 0;
-    uint64_t next_pos = 0;
+  // Intrusive LRU list: most recently used after the sentinel.
+  struct LruNode {
+    LruNode* prev = this;
+    LruNode* next = this;
+    uint64_t last_ns = 0;  // exit_ns of the latest event
+    void Unlink() {
+      prev->next = next;
+      next->prev = prev;
+    }
+    void InsertAfter(LruNode* n) {
+      prev = n;
+      next = n->next;
+      n->next->prev = this;
+      n->next = this;
+    }
   };
-  struct Conn {
+  struct Conn : LruNode {
+    explicit Conn(size_t max_buffer_bytes)
+        : streams{DataStreamBuffer(max_buffer_bytes), DataStreamBuffer(max_buffer_bytes)} {}
     ConnContext ctx;
     std::unique_ptr<ConnectionParser> parser;
-    StreamPos pos[2];  // egress, ingress
-    uint64_t last_ns = 0;
-    std::list<ConnKey>::iterator lru;
+    DataStreamBuffer streams[2];  // indexed by Direction
   };
-  using Map = absl::flat_hash_map<ConnKey, Conn>;
-
-  static Role InferRole(const DataEvent& e) {
-    __u32 is_request = 0;
-    auto proto = redmap_infer_protocol(reinterpret_cast<const __u8*>(e.payload.data()),
-                                       static_cast<__u32>(e.payload.size()), &is_request);
-    if (proto == REDMAP_PROTO_UNKNOWN) return Role::kUnknown;
-    return (is_request != 0) == (e.direction == Direction::kEgress) ? Role::kClient
-                                                                     : Role::kServer;
-  }
+  // Values are boxed: the LRU links need stable addresses.
+  using Map = absl::flat_hash_map<ConnKey, std::unique_ptr<Conn>>;
 
   Conn* Lookup(const DataEvent& e) {
     auto it = conns_.find(e.conn);
     if (it != conns_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recently used first
-      return &it->second;
-    }
-    if (conns_.size() >= options_.max_connections && !lru_.empty()) {
-      self_->AddDropped(DropReason::kConnTableFull);
-      Erase(conns_.find(lru_.back()));
+      Conn* c = it->second.get();
+      c->Unlink();
+      c->InsertAfter(&lru_);
+      return c;
     }
     auto parser = NewConnectionParser(e.protocol);
     if (parser == nullptr) return nullptr;
-    Conn& c = conns_[e.conn];
-    c.ctx.key = e.conn;
-    c.ctx.local = e.local;
-    c.ctx.remote = e.remote;
-    c.ctx.cgroup_id = e.cgroup_id;
-    c.ctx.process_name.assign(e.process_name);
-    c.ctx.has_tcp_seq = e.has_tcp_seq;
-    c.ctx.max_buffer_bytes = options_.max_buffer_bytes;
-    c.ctx.spans = spans_;
-    c.ctx.self = self_;
-    c.parser = std::move(parser);
-    lru_.push_front(e.conn);
-    c.lru = lru_.begin();
+    if (conns_.size() >= options_.max_connections) {
+      if (lru_.prev == &lru_) return nullptr;  // max_connections == 0
+      self_->AddDropped(DropReason::kConnTableFull);
+      Erase(conns_.find(static_cast<Conn*>(lru_.prev)->ctx.key));
+    }
+    auto conn = std::make_unique<Conn>(options_.max_buffer_bytes);
+    Conn* c = conn.get();
+    c->ctx.key = e.conn;
+    c->ctx.local = e.local;
+    c->ctx.remote = e.remote;
+    c->ctx.cgroup_id = e.cgroup_id;
+    c->ctx.process_name.assign(e.process_name);
+    c->ctx.spans = spans_;
+    c->ctx.self = self_;
+    c->ctx.scratch_span = &scratch_span_;
+    c->parser = std::move(parser);
+    c->InsertAfter(&lru_);
+    conns_.emplace(e.conn, std::move(conn));
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
-    return &c;
+    return c;
   }
 
   void Erase(Map::iterator it) {
-    if (it->second.ctx.role != Role::kUnknown) it->second.parser->OnEnd(it->second.ctx);
-    lru_.erase(it->second.lru);
+    Conn* c = it->second.get();
+    if (c->ctx.role != Role::kUnknown) c->parser->OnEnd(c->ctx);
+    c->Unlink();
     conns_.erase(it);
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
   }
 
-  ConnTrackerOptions options_;
-  SpanSink* spans_;
-  SelfMetrics* self_;
+  const ConnTrackerOptions options_;
+  SpanSink* const spans_;
+  SelfMetrics* const self_;
   Map conns_;
-  std::list<ConnKey> lru_;
+  LruNode lru_;  // sentinel
+  Span scratch_span_;
 };
 
 ConnTracker::ConnTracker(const ConnTrackerOptions& options, SpanSink* spans, SelfMetrics* self)

@@ -216,6 +216,18 @@ class TcpAggregator::Impl {
     absl::MutexLock l(&mu_);
     return edges_.size();
   }
+  std::optional<std::string> ClientAt(const Endpoint& ep) const {
+    absl::MutexLock l(&mu_);
+    auto it = client_endpoints_.find(ep);
+    if (it == client_endpoints_.end()) return std::nullopt;
+    return it->second.name;
+  }
+  std::optional<std::string> ServerAt(const Endpoint& ep) const {
+    absl::MutexLock l(&mu_);
+    const std::string* n = Listener(ep, /*wildcard=*/true);
+    if (n == nullptr) return std::nullopt;
+    return *n;
+  }
   size_t connections() const {
     absl::MutexLock l(&mu_);
     return conns_.size();
@@ -448,7 +460,8 @@ class TcpAggregator::Impl {
     MetricFamily zero_window =
         family("redmap_tcp_zero_window_segments_total",
                "Segments received while a receive window was zero. window=\"local\": this side "
-               "advertised zero (its application is not reading); window=\"peer\": the peer did.",
+               "had advertised zero (its application is not reading); window=\"peer\": the peer "
+               "had.",
                MetricType::Counter);
     MetricFamily sent = family("redmap_tcp_sent_bytes_total",
                                "Payload bytes sent and acknowledged, counted when the connection "
@@ -553,5 +566,11 @@ std::vector<prometheus::MetricFamily> TcpAggregator::Collect() const { return im
 void TcpAggregator::Expire(uint64_t now_ns) { impl_->Expire(now_ns); }
 size_t TcpAggregator::edges() const { return impl_->edges(); }
 size_t TcpAggregator::connections() const { return impl_->connections(); }
+std::optional<std::string> TcpAggregator::ClientAt(const Endpoint& ep) const {
+  return impl_->ClientAt(ep);
+}
+std::optional<std::string> TcpAggregator::ServerAt(const Endpoint& ep) const {
+  return impl_->ServerAt(ep);
+}
 
 }  // namespace redmap

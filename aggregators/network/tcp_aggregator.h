@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +64,21 @@ struct NetworkOptions {
 using ProcessNameResolver =
     std::function<std::string(uint32_t tgid, std::string_view comm, uint64_t ts_ns)>;
 
-class TcpAggregator : public prometheus::Collectable {
+// Names of the local processes behind TCP endpoints on this node, as far as
+// the TCP events told: for joining other families (the service graph) onto
+// the same identities as the redmap_tcp_* edges. Thread-safe.
+class PeerNames {
+ public:
+  virtual ~PeerNames() = default;
+  // The local process whose client connection has this local endpoint
+  // (kept a while after it closes).
+  virtual std::optional<std::string> ClientAt(const Endpoint& ep) const = 0;
+  // The local process listening on this endpoint (exact, or a wildcard
+  // listener when the address is one of this node's).
+  virtual std::optional<std::string> ServerAt(const Endpoint& ep) const = 0;
+};
+
+class TcpAggregator : public prometheus::Collectable, public PeerNames {
  public:
   TcpAggregator(const NetworkOptions& options, ProcessNameResolver resolver);
   ~TcpAggregator() override;
@@ -74,6 +89,9 @@ class TcpAggregator : public prometheus::Collectable {
 
   size_t edges() const;
   size_t connections() const;
+
+  std::optional<std::string> ClientAt(const Endpoint& ep) const override;
+  std::optional<std::string> ServerAt(const Endpoint& ep) const override;
 
  private:
   class Impl;

@@ -33,16 +33,6 @@ constexpr const char* kClientLabels[] = {
     "service_name", "http_request_method", "http_response_status_code",
     "http_route",   "server_address",      "server_port"};
 
-// OpenTelemetry: known methods as-is, anything else "_OTHER" (bounded).
-std::string_view NormalizeMethod(std::string_view m) {
-  static constexpr std::array<std::string_view, 9> kKnown = {
-      "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-  for (std::string_view k : kKnown) {
-    if (m == k) return k;
-  }
-  return "_OTHER";
-}
-
 void AppendUint(uint64_t v, std::string* out) {
   char buf[20];
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
@@ -94,6 +84,16 @@ struct FamilySnapshot {
 
 }  // namespace
 
+// OpenTelemetry: known methods as-is, anything else "_OTHER" (bounded).
+std::string_view MethodLabel(std::string_view m) {
+  static constexpr std::array<std::string_view, 9> kKnown = {
+      "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+  for (std::string_view k : kKnown) {
+    if (m == k) return k;
+  }
+  return "_OTHER";
+}
+
 class RedAggregator::Impl {
  public:
   Impl(const RedOptions& options, ServiceNameResolver resolver)
@@ -111,7 +111,7 @@ class RedAggregator::Impl {
     // Label values into reused scratch strings; the resolver may read /proc,
     // so all of this happens outside the lock.
     values_[0] = resolver_(span);
-    const std::string_view method = NormalizeMethod(span.http.method);
+    const std::string_view method = MethodLabel(span.http.method);
     values_[1].assign(method.data(), method.size());
     values_[2].clear();
     if (span.http.status > 0) AppendUint(static_cast<uint64_t>(span.http.status), &values_[2]);

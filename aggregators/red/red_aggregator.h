@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "aggregators/span/span.h"
@@ -35,6 +36,10 @@ struct RedOptions {
   size_t max_series = 10000;    // per family
   uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
 };
+
+// The http_request_method label of a request method: one of the nine
+// RFC 9110/5789 methods as-is, anything else "_OTHER".
+std::string_view MethodLabel(std::string_view method);
 
 // service_name of the process that observed a span.
 using ServiceNameResolver = std::function<std::string(const Span&)>;

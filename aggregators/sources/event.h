@@ -96,7 +96,7 @@ enum class TcpEventKind : uint8_t {
   kResetSent,
   kResetReceived,
   kZeroWindowLocal,  // a segment arrived while this side advertised 0
-  kZeroWindowPeer,   // a segment arrived advertising a zero window
+  kZeroWindowPeer,   // a segment arrived while the peer advertised 0
   kListen,           // a process started listening on local
 };
 enum class RetransmitKind : uint8_t { kData, kSyn, kSynAck };

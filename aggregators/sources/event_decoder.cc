@@ -32,6 +32,29 @@ Endpoint MakeEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port) {
 
 }  // namespace
 
+bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns) {
+  if (data == nullptr || size < sizeof(uint32_t)) return false;
+  uint32_t type;
+  std::memcpy(&type, data, sizeof(type));
+  size_t offset;
+  switch (type) {
+    case REDMAP_EVENT_DATA:
+      offset = offsetof(redmap_data_event, exit_ns);
+      break;
+    case REDMAP_EVENT_CLOSE:
+      offset = offsetof(redmap_close_event, close_ns);
+      break;
+    case REDMAP_EVENT_TCP:
+      offset = offsetof(redmap_tcp_event, ts_ns);
+      break;
+    default:
+      return false;
+  }
+  if (size < offset + sizeof(uint64_t)) return false;
+  std::memcpy(ts_ns, static_cast<const uint8_t*>(data) + offset, sizeof(uint64_t));
+  return true;
+}
+
 DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
   if (data == nullptr || size < sizeof(uint32_t)) return DecodeResult::kInvalid;
   uint32_t type;

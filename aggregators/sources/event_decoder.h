@@ -5,6 +5,7 @@
 #define REDMAP_AGGREGATORS_SOURCES_EVENT_DECODER_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "aggregators/sources/event.h"
 
@@ -13,6 +14,10 @@ namespace redmap {
 enum class DecodeResult { kData, kClose, kTcp, kInvalid };
 
 DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink);
+
+// The kernel timestamp a record is ordered by (a data event's exit, a close,
+// a TCP event); false when the record is too short to have one.
+bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns);
 
 }  // namespace redmap
 

@@ -41,6 +41,12 @@ struct Span {
   uint32_t request_tcp_seq = 0;  // stream position of the request's first byte
   bool has_tcp_seq = false;
   HttpSpanInfo http;
+  // The request's and response's heads as captured (start line and header
+  // fields, possibly cut where the capture ended), for trace assembly and
+  // its redacted snippets (aggregators/traces/). Valid only during OnSpan;
+  // empty when the protocol has no head or it was not seen.
+  std::string_view request_head;
+  std::string_view response_head;
 };
 
 class SpanSink {

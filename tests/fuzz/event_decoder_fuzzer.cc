@@ -8,6 +8,7 @@
 
 #include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/sources/event_decoder.h"
+#include "aggregators/sources/record_merger.h"
 
 namespace {
 
@@ -41,5 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     sink.tcp_.Expire(UINT64_MAX);
     sink.sum_ += sink.tcp_.Collect().size();
   }
+  // The same bytes as records of several rings: cut where the first byte
+  // says, merged back in timestamp order, delivered across two rounds.
+  redmap::RecordMerger merger;
+  const size_t cut = copy.empty() ? 0 : copy[0] % (copy.size() + 1);
+  merger.Add(copy.data(), cut);
+  merger.Add(copy.data() + cut, copy.size() - cut);
+  merger.Deliver(size >= 16 ? copy[1] * 1000ull : 0, &sink);
+  merger.Deliver(UINT64_MAX, &sink);
   return 0;
 }

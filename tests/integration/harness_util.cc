@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 namespace redmap::testing {
 
 Subprocess::~Subprocess() {
@@ -244,6 +246,61 @@ std::string TempDir::Write(const std::string& name, const std::string& content) 
   std::string p = path_ + "/" + name;
   std::ofstream(p) << content;
   return p;
+}
+
+bool ExporterProcess::Start(const std::vector<std::string>& flags, std::string* why,
+                            const std::vector<std::string>& env) {
+  port_ = FreePort();
+  std::vector<std::string> argv = {REDMAP_EXPORTER_BINARY,
+                                   absl::StrCat("--web.listen-address=127.0.0.1:", port_)};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  if (!process_.Start(argv, env)) {
+    *why = "cannot start " + argv[0];
+    return false;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = HttpGet("127.0.0.1", port_, "/metrics");
+    if (r && Exposition::Parse(r->body).Count("redmap_probe_up") > 0) return true;
+    if (!process_.Running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  *why = "the exporter's probes did not report within 30 s:\n" + process_.Output();
+  return false;
+}
+
+bool ExporterProcess::Stop(std::string* why) {
+  const int st = process_.Stop(SIGTERM, std::chrono::seconds(10));
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return true;
+  *why = absl::StrCat("the exporter did not exit cleanly on SIGTERM (status ", st, "):\n",
+                      process_.Output());
+  return false;
+}
+
+Exposition ExporterProcess::Scrape() const {
+  auto r = HttpGet("127.0.0.1", port_, "/metrics");
+  return Exposition::Parse(r ? r->body : "");
+}
+
+std::string NginxConfig(const std::string& dir, const std::string& http_body) {
+  return absl::StrCat(R"(
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid )", dir, R"(/nginx.pid;
+error_log )", dir, R"(/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path )", dir, R"(/body;
+  proxy_temp_path )", dir, R"(/proxy;
+  fastcgi_temp_path )", dir, R"(/fastcgi;
+  uwsgi_temp_path )", dir, R"(/uwsgi;
+  scgi_temp_path )", dir, R"(/scgi;
+)", http_body, R"(
+}
+)");
 }
 
 }  // namespace redmap::testing

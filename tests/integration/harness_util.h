@@ -47,6 +47,11 @@ CommandResult RunShell(const std::string& command);
 // A TCP port on 127.0.0.1 free right now.
 int FreePort();
 // Polls until something accepts on host:port.
+// A foreground, single-process nginx configuration whose pid, logs and
+// temp files live in dir; `http_body` is the rest of the http block
+// (server blocks and directives).
+std::string NginxConfig(const std::string& dir, const std::string& http_body);
+
 bool WaitForPort(const std::string& host, int port, std::chrono::milliseconds timeout);
 
 // Plain HTTP/1.0 GET; returns the body, nullopt on connection failure.
@@ -74,6 +79,26 @@ class Exposition {
   };
   std::vector<Sample> samples_;
   std::string text_;
+};
+
+// The real redmap_exporter on a free loopback port. Start waits until the
+// probes report on /metrics (the HTTP server listens before BPF loads);
+// on failure it returns false with the exporter's output in *why.
+class ExporterProcess {
+ public:
+  bool Start(const std::vector<std::string>& flags, std::string* why,
+             const std::vector<std::string>& env = {});
+  // SIGTERM; true when it exited 0 (everything detached) within 10 s.
+  bool Stop(std::string* why);
+  int port() const { return port_; }
+  int pid() const { return process_.pid(); }
+  bool Running() { return process_.Running(); }
+  std::string Output() const { return process_.Output(); }
+  Exposition Scrape() const;
+
+ private:
+  Subprocess process_;
+  int port_ = 0;
 };
 
 // Temporary directory removed (recursively) on destruction.

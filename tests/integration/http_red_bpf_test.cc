@@ -22,9 +22,11 @@
 namespace redmap {
 namespace {
 
+using ::redmap::testing::ExporterProcess;
 using ::redmap::testing::Exposition;
 using ::redmap::testing::FreePort;
 using ::redmap::testing::HttpGet;
+using ::redmap::testing::NginxConfig;
 using ::redmap::testing::RunShell;
 using ::redmap::testing::Subprocess;
 using ::redmap::testing::TempDir;
@@ -35,22 +37,8 @@ using Clock = std::chrono::steady_clock;
 constexpr char kServer[] = "http_server_request_duration_seconds";
 constexpr char kClient[] = "http_client_request_duration_seconds";
 
-std::string NginxConfig(const std::string& dir, int port) {
-  return absl::StrCat(R"(
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-pid )", dir, R"(/nginx.pid;
-error_log )", dir, R"(/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path )", dir, R"(/body;
-  proxy_temp_path )", dir, R"(/proxy;
-  fastcgi_temp_path )", dir, R"(/fastcgi;
-  uwsgi_temp_path )", dir, R"(/uwsgi;
-  scgi_temp_path )", dir, R"(/scgi;
+std::string NginxServerConfig(const std::string& dir, int port) {
+  return NginxConfig(dir, absl::StrCat(R"(
   keepalive_requests 100000;
   sendfile on;
   server {
@@ -62,9 +50,7 @@ http {
     location = /pipelined { return 200 "p\n"; }
     location = /bench { return 200 "b\n"; }
     location /files/ { alias )", dir, R"(/files/; }
-  }
-}
-)");
+  })"));
 }
 
 class HttpRedTest : public ::testing::Test {
@@ -75,25 +61,17 @@ class HttpRedTest : public ::testing::Test {
     // 4 MiB + 3 bytes: a body much larger than any capture, served by sendfile.
     RunShell(absl::StrCat("head -c 4194307 /dev/urandom > ", dir_->path(), "/files/big.bin"));
     nginx_port_ = FreePort();
-    dir_->Write("nginx.conf", NginxConfig(dir_->path(), nginx_port_));
+    dir_->Write("nginx.conf", NginxServerConfig(dir_->path(), nginx_port_));
     nginx_ = new Subprocess();
     ASSERT_TRUE(nginx_->Start({"nginx", "-c", dir_->path() + "/nginx.conf", "-e",
                                dir_->path() + "/error.log"}));
     ASSERT_TRUE(WaitForPort("127.0.0.1", nginx_port_, std::chrono::seconds(10)))
         << nginx_->Output();
 
-    exporter_port_ = FreePort();
-    exporter_ = new Subprocess();
-    ASSERT_TRUE(exporter_->Start({REDMAP_EXPORTER_BINARY,
-                                  absl::StrCat("--web.listen-address=127.0.0.1:", exporter_port_)}));
-    // Ready when the probes report in: the server listens before BPF loads.
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (Clock::now() < deadline) {
-      auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
-      if (r && Exposition::Parse(r->body).Count("redmap_probe_up") > 0) break;
-      ASSERT_TRUE(exporter_->Running()) << exporter_->Output();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    exporter_ = new ExporterProcess();
+    std::string why;
+    ASSERT_TRUE(exporter_->Start({}, &why)) << why;
+    exporter_port_ = exporter_->port();
     auto r = HttpGet("127.0.0.1", exporter_port_, "/metrics");
     ASSERT_TRUE(r.has_value()) << exporter_->Output();
     Exposition e = Exposition::Parse(r->body);
@@ -104,10 +82,8 @@ class HttpRedTest : public ::testing::Test {
 
   static void TearDownTestSuite() {
     if (exporter_ != nullptr) {
-      int st = exporter_->Stop(SIGTERM, std::chrono::seconds(10));
-      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
-          << "exporter did not exit cleanly on SIGTERM: " << st << "\n"
-          << exporter_->Output();
+      std::string why;
+      EXPECT_TRUE(exporter_->Stop(&why)) << why;
     }
     delete exporter_;
     delete nginx_;
@@ -146,14 +122,14 @@ class HttpRedTest : public ::testing::Test {
 
   static TempDir* dir_;
   static Subprocess* nginx_;
-  static Subprocess* exporter_;
+  static ExporterProcess* exporter_;
   static int nginx_port_;
   static int exporter_port_;
 };
 
 TempDir* HttpRedTest::dir_ = nullptr;
 Subprocess* HttpRedTest::nginx_ = nullptr;
-Subprocess* HttpRedTest::exporter_ = nullptr;
+ExporterProcess* HttpRedTest::exporter_ = nullptr;
 int HttpRedTest::nginx_port_ = 0;
 int HttpRedTest::exporter_port_ = 0;
 
@@ -208,6 +184,31 @@ TEST_F(HttpRedTest, CurlCountsPerRouteMethodStatusOnBothSides) {
   EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_bucket"),
                   {{"service_name", "nginx"}, {"http_route", "/ok"}, {"le", "+Inf"}}),
             5);
+}
+
+TEST_F(HttpRedTest, ServiceGraphCountsEachRequestOnce) {
+  // Both ends on this node: the request is counted once (server side), and
+  // both durations are recorded on the same edge.
+  const Labels edge = {{"client", "curl"}, {"server", "nginx"}, {"connection_type", ""}};
+  const std::string total = "traces_service_graph_request_total";
+  Exposition before = Scrape();
+  double total0 = before.Sum(total, edge);
+  double failed0 = before.Sum("traces_service_graph_request_failed_total", edge);
+  double client0 = before.Sum("traces_service_graph_request_client_seconds_count", edge);
+  Curl("/ok", 4);
+  Curl("/boom", 3);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline && Scrape().Sum(total, edge) < total0 + 7) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Sum(total, edge) - total0, 7) << e.text();
+  EXPECT_EQ(e.Sum("traces_service_graph_request_failed_total", edge) - failed0, 3);
+  EXPECT_EQ(e.Sum("traces_service_graph_request_client_seconds_count", edge) - client0, 7);
+  // Nothing counted a second time under another label set, and no self-edges.
+  EXPECT_EQ(e.Sum(total, {{"client", "curl"}}), e.Sum(total, edge));
+  EXPECT_EQ(e.Count(total, {{"client", "nginx"}, {"server", "nginx"}}), 0);
 }
 
 TEST_F(HttpRedTest, H2loadHttp1ExactCounts) {

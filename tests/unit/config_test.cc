@@ -1,6 +1,12 @@
 #include "exporter/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "tests/testlib/status_matchers.h"
 
@@ -44,6 +50,85 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->network.rtt_buckets, d.network.rtt_buckets);
   EXPECT_EQ(file->network.max_series, d.network.max_series);
   EXPECT_EQ(file->network.series_ttl_seconds, d.network.series_ttl_seconds);
+  EXPECT_EQ(file->service_graph.max_series, d.service_graph.max_series);
+  EXPECT_EQ(file->service_graph.series_ttl_seconds, d.service_graph.series_ttl_seconds);
+  EXPECT_EQ(file->debug.listen_address, d.debug.listen_address);
+  EXPECT_EQ(file->debug.bearer_token_file, d.debug.bearer_token_file);
+  EXPECT_EQ(file->traces.enabled, d.traces.enabled);
+  EXPECT_EQ(file->traces.assembly_wait_ms, d.traces.assembly_wait_ms);
+  EXPECT_EQ(file->traces.max_pending_spans, d.traces.max_pending_spans);
+  EXPECT_EQ(file->traces.payload_snippet_bytes, d.traces.payload_snippet_bytes);
+  EXPECT_EQ(file->traces.sample_ratio, d.traces.sample_ratio);
+  EXPECT_EQ(file->traces.slow_threshold_ms, d.traces.slow_threshold_ms);
+  EXPECT_EQ(file->traces.keep_slower_than_route_p99, d.traces.keep_slower_than_route_p99);
+  EXPECT_EQ(file->traces.max_traces_per_second, d.traces.max_traces_per_second);
+  EXPECT_EQ(file->traces.ring_max_bytes, d.traces.ring_max_bytes);
+  EXPECT_EQ(file->traces.ring_max_traces, d.traces.ring_max_traces);
+  EXPECT_EQ(file->traces.redact_headers, d.traces.redact_headers);
+  EXPECT_EQ(file->traces.redact_query_params, d.traces.redact_query_params);
+}
+
+TEST(ConfigTest, TraceKeys) {
+  auto c = Config::FromYaml(R"(
+debug:
+  listen_address: "0.0.0.0:7000"
+  bearer_token_file: /etc/redmap/token
+traces:
+  enabled: false
+  assembly_wait_ms: 250
+  max_pending_spans: 100
+  payload_snippet_bytes: 0
+  sample_ratio: 0.5
+  slow_threshold_ms: 0
+  keep_slower_than_route_p99: false
+  max_traces_per_second: 7
+  ring_max_bytes: 65536
+  ring_max_traces: 10
+  redact_headers: [X-Secret]
+  redact_query_params: []
+)");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->debug.listen_address, "0.0.0.0:7000");
+  EXPECT_EQ(c->debug.bearer_token_file, "/etc/redmap/token");
+  EXPECT_FALSE(c->traces.enabled);
+  EXPECT_EQ(c->traces.assembly_wait_ms, 250u);
+  EXPECT_EQ(c->traces.max_pending_spans, 100u);
+  EXPECT_EQ(c->traces.payload_snippet_bytes, 0u);
+  EXPECT_EQ(c->traces.sample_ratio, 0.5);
+  EXPECT_EQ(c->traces.slow_threshold_ms, 0u);
+  EXPECT_FALSE(c->traces.keep_slower_than_route_p99);
+  EXPECT_EQ(c->traces.max_traces_per_second, 7u);
+  EXPECT_EQ(c->traces.ring_max_bytes, 65536u);
+  EXPECT_EQ(c->traces.ring_max_traces, 10u);
+  EXPECT_EQ(c->traces.redact_headers, std::vector<std::string>{"X-Secret"});
+  EXPECT_TRUE(c->traces.redact_query_params.empty());
+
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } bad[] = {
+      {"traces:\n  sample_ratio: 1.5\n", "traces.sample_ratio: must be between 0 and 1"},
+      {"traces:\n  sample_ratio: some\n", "traces.sample_ratio: must be a number"},
+      {"traces:\n  ring_max_bytes: 100\n", "traces.ring_max_bytes: must be between 4096"},
+      {"traces:\n  ring_max_traces: 0\n", "traces.ring_max_traces: must be between 1"},
+      {"traces:\n  max_pending_spans: 0\n", "traces.max_pending_spans: must be between 1"},
+      {"traces:\n  assembly_wait_ms: 0\n", "traces.assembly_wait_ms: must be between 1"},
+      {"traces:\n  max_traces_per_second: 0\n", "traces.max_traces_per_second: must be between 1"},
+      {"traces:\n  payload_snippet_bytes: 20000\n", "traces.payload_snippet_bytes: must be between"},
+      {"traces:\n  enabled: yes\n", "traces.enabled: must be true or false"},
+      {"traces:\n  redact_headers: X-A\n", "traces.redact_headers: must be a list of names"},
+      {"traces:\n  redact_headers: [\"a b\"]\n", "traces.redact_headers: every entry must be"},
+      {"traces:\n  redact_query_params: [[x]]\n", "traces.redact_query_params: every entry"},
+      {"traces:\n  sample_rate: 1\n", "unknown key 'traces.sample_rate'"},
+      {"debug:\n  listen_address: nope\n", "debug.listen_address: must be HOST:PORT"},
+      {"debug:\n  bearer_token_file: [a]\n", "debug.bearer_token_file: must be a file path"},
+      {"debug:\n  token: x\n", "unknown key 'debug.token'"},
+  };
+  for (const Case& b : bad) {
+    EXPECT_THAT(Config::FromYaml(b.yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(b.message)))
+        << b.yaml;
+  }
 }
 
 TEST(ConfigTest, EveryKeyOverridable) {
@@ -73,6 +158,9 @@ network:
   rtt_buckets: [0.002]
   max_series: 9
   series_ttl_seconds: 61
+service_graph:
+  max_series: 11
+  series_ttl_seconds: 62
 )");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->web.listen_address, "[::1]:9999");
@@ -95,6 +183,8 @@ network:
   EXPECT_EQ(c->network.rtt_buckets, (std::vector<double>{0.002}));
   EXPECT_EQ(c->network.max_series, 9u);
   EXPECT_EQ(c->network.series_ttl_seconds, 61u);
+  EXPECT_EQ(c->service_graph.max_series, 11u);
+  EXPECT_EQ(c->service_graph.series_ttl_seconds, 62u);
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {
@@ -107,7 +197,8 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"capture:\n  payload_bytes: 0\n", "capture.payload_bytes: must be between 1 and 16384"},
       {"capture:\n  payload_bytes: 20000\n", "capture.payload_bytes: must be between 1 and 16384"},
       {"capture:\n  payload_bytes: lots\n", "capture.payload_bytes: must be an integer"},
-      {"capture:\n  ring_buffer_bytes: 10000\n", "capture.ring_buffer_bytes: must be a power of two"},
+      {"capture:\n  ring_buffer_bytes: 10000\n",
+       "capture.ring_buffer_bytes: must be a power of two"},
       {"capture:\n  wakeup_bytes: 9000000\n", "capture.wakeup_bytes: must be smaller"},
       {"capture:\n  trace_self: yes please\n", "capture.trace_self: must be true or false"},
       {"red:\n  buckets: [0.1, 0.05]\n", "red.buckets: buckets must be strictly increasing"},
@@ -123,13 +214,105 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"network:\n  connect_buckets: x\n", "network.connect_buckets: must be a non-empty list"},
       {"network:\n  max_connections: 0\n", "network.max_connections: must be between 1"},
       {"network:\n  rtt_bucket: [1]\n", "unknown key 'network.rtt_bucket'"},
+      {"service_graph:\n  max_series: 0\n", "service_graph.max_series: must be between 1"},
       {"capture:\n  payload_bytes: [1\n", "malformed YAML at line"},
+      {"web:\n  listen_adress: x\n", "unknown key 'web.listen_adress'"},
+      {"red:\n  buckets: [1]\n  max_serie: 3\n", "unknown key 'red.max_serie' (line 3)"},
+      {"conntrack:\n  max_connections: 5\n  idle: 3\n", "unknown key 'conntrack.idle'"},
+      {"capture:\n  payload_bytes: 0\n", "must be between 1 and 16384, got '0' (line 2)"},
+      {"capture:\n  payload_bytes: -1\n", "capture.payload_bytes: must be an integer"},
+      {"capture:\n  payload_bytes: 1.5\n", "capture.payload_bytes: must be an integer"},
+      {"capture:\n  payload_bytes: 99999999999999999999\n", "capture.payload_bytes"},
+      {"capture:\n  payload_bytes:\n", "capture.payload_bytes: must be a number, got nothing"},
+      {"capture:\n  payload_bytes: [1]\n", "capture.payload_bytes: must be a number, got a list"},
+      {"capture:\n  ring_buffer_bytes: 2048\n", "capture.ring_buffer_bytes: must be between 4096"},
+      {"capture:\n  ring_buffer_bytes: 2147483648\n", "capture.ring_buffer_bytes: must be between"},
+      {"capture:\n  max_connections: 0\n", "capture.max_connections: must be between 1 and"},
+      {"capture:\n  max_connections: 16777217\n", "capture.max_connections: must be between"},
+      {"capture:\n  wakeup_bytes: 0\n", "capture.wakeup_bytes: must be between 1"},
+      {"capture:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 4096\n",
+       "capture.wakeup_bytes: must be smaller than capture.ring_buffer_bytes (4096), got 4096"},
+      {"capture:\n  poll_interval_ms: 0\n",
+       "capture.poll_interval_ms: must be between 1 and 10000"},
+      {"capture:\n  poll_interval_ms: 10001\n",
+       "capture.poll_interval_ms: must be between 1 and 10000"},
+      {"capture:\n  trace_self: 1\n", "capture.trace_self: must be true or false"},
+      {"conntrack:\n  max_connections: 0\n", "conntrack.max_connections: must be between 1"},
+      {"conntrack:\n  idle_timeout_seconds: 0\n",
+       "conntrack.idle_timeout_seconds: must be between 1"},
+      {"conntrack:\n  max_buffer_bytes: 10\n", "conntrack.max_buffer_bytes: must be between 1024"},
+      {"red:\n  buckets: 0.5\n", "red.buckets: must be a non-empty list"},
+      {"red:\n  buckets: [0.1, 0.1]\n", "red.buckets: buckets must be strictly increasing"},
+      {"red:\n  buckets: [-1]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [.nan]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [fast]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  buckets: [[1]]\n", "red.buckets: every bucket must be a positive finite number"},
+      {"red:\n  max_series: 0\n", "red.max_series: must be between 1"},
+      {"red:\n  series_ttl_seconds: 0\n", "red.series_ttl_seconds: must be between 1"},
+      {"web:\n  listen_address: [a]\n", "web.listen_address: must be HOST:PORT, got a list"},
+      {"web:\n  listen_address: example.com:80\n", "web.listen_address: 'example.com' is not"},
+      {"web:\n  listen_address: \"[::1:80\"\n", "web.listen_address: must be HOST:PORT"},
+      {"web: []\n", "web: must be a map"},
+      {"- a\n- b\n", "config: must be a map"},
+      {"just text\n", "config: must be a map"},
+      {"? [a, b]\n: 1\n", "config: keys must be plain names"},
+      {"capture:\n  payload_bytes: 1\n   bad_indent: 2\n", "malformed YAML at line"},
+      {"web: {listen_address: \"1.2.3.4:1\"\n", "malformed YAML at line"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(Config::FromYaml(c.yaml),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
         << c.yaml;
   }
+}
+
+TEST(ConfigTest, AcceptedForms) {
+  struct Case {
+    const char* yaml;
+    std::function<bool(const Config&)> check;
+  } cases[] = {
+      {"# only a comment\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture:\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture: {}\n", [](const Config& c) { return c.capture.payload_bytes == 1024; }},
+      {"capture:\n  payload_bytes: 16384\n",
+       [](const Config& c) { return c.capture.payload_bytes == 16384; }},
+      {"capture:\n  payload_bytes: 1\n",
+       [](const Config& c) { return c.capture.payload_bytes == 1; }},
+      {"capture:\n  ring_buffer_bytes: 4096\n  wakeup_bytes: 4095\n",
+       [](const Config& c) { return c.capture.ring_buffer_bytes == 4096; }},
+      {"capture:\n  ring_buffer_bytes: 1073741824\n",
+       [](const Config& c) { return c.capture.ring_buffer_bytes == 1u << 30; }},
+      {"web:\n  listen_address: \":9435\"\n",
+       [](const Config& c) { return c.web.listen_address == ":9435"; }},
+      {"web:\n  listen_address: 127.0.0.1:0\n",
+       [](const Config& c) { return c.web.listen_address == "127.0.0.1:0"; }},
+      {"red:\n  buckets: [1e-3, 2.5e-1, 10]\n",
+       [](const Config& c) {
+         return c.red.buckets == std::vector<double>{0.001, 0.25, 10};
+       }},
+      {"red:\n  buckets:\n    - 0.5\n",
+       [](const Config& c) { return c.red.buckets == std::vector<double>{0.5}; }},
+      {"capture: {payload_bytes: 10, trace_self: false}\n",
+       [](const Config& c) { return c.capture.payload_bytes == 10 && !c.capture.trace_self; }},
+  };
+  for (const Case& c : cases) {
+    auto config = Config::FromYaml(c.yaml);
+    ASSERT_THAT(config, IsOk()) << c.yaml;
+    EXPECT_TRUE(c.check(*config)) << c.yaml;
+  }
+}
+
+TEST(ConfigTest, FileErrorsArePrefixedWithThePath) {
+  char path[] = "/tmp/redmap-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const char text[] = "red:\n  max_series: 0\n";
+  ASSERT_EQ(write(fd, text, sizeof(text) - 1), static_cast<ssize_t>(sizeof(text) - 1));
+  close(fd);
+  EXPECT_THAT(Config::FromFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(std::string(path) + ": red.max_series: must be between 1")));
+  unlink(path);
 }
 
 TEST(ConfigTest, MissingFileNamesThePath) {

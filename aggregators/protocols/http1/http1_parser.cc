@@ -1,170 +1,245 @@
 #include "aggregators/protocols/http1/http1_parser.h"
 
 #include <algorithm>
+#include <array>
 
 namespace redmap::http1 {
 namespace {
 
-constexpr size_t kMaxMethod = 20;
+constexpr std::string_view kVersionPrefix = "HTTP/1.";
 
-bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
+char Lower(char c) { return IsUpper(c) ? static_cast<char>(c + ('a' - 'A')) : c; }
 
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+// RFC 9110 tchar: what header names (and methods) are made of.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+bool IsTokenChar(char c) { return kTokenChars[static_cast<unsigned char>(c)]; }
+bool IsMethodChar(char c) { return IsUpper(c) || c == '-' || c == '_'; }
+// Visible ASCII and obs-text: what a request-target may hold on the wire.
+bool IsTargetChar(char c) { return static_cast<unsigned char>(c) > ' ' && c != 0x7f; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (Lower(a[i]) != Lower(b[i])) return false;
+bool EqualsIgnoreCase(std::string_view a, std::string_view lower) {
+  if (a.size() != lower.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != lower[i]) return false;
+  }
   return true;
 }
 
-std::string_view Trim(std::string_view s) {
+std::string_view TrimSpaces(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
-// Whether `list` (comma separated) contains `token`, case-insensitively.
+// Whether the comma-separated `list` holds `token` (lower case), ignoring case.
 bool ListHasToken(std::string_view list, std::string_view token) {
   while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = Trim(list.substr(0, comma));
-    if (EqualsIgnoreCase(item, token)) return true;
+    const size_t comma = list.find(',');
+    if (EqualsIgnoreCase(TrimSpaces(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
   return false;
 }
 
-// "HTTP/1.x" at the start of s: returns the minor version or -1.
-int ParseVersion(std::string_view s) {
-  if (s.size() < 8 || s.substr(0, 7) != "HTTP/1." || !IsDigit(s[7])) return -1;
-  return s[7] - '0';
-}
-
-// Prefix check for bytes that may not yet hold a whole start line.
-ParseState CheckStartPrefix(std::string_view buf, bool is_request) {
-  if (is_request) {
-    size_t i = 0;
-    while (i < buf.size() && i <= kMaxMethod && IsUpper(buf[i])) ++i;
-    if (i == buf.size()) return i > kMaxMethod ? ParseState::kInvalid : ParseState::kNeedsMoreData;
-    return (i > 0 && i <= kMaxMethod && buf[i] == ' ') ? ParseState::kSuccess : ParseState::kInvalid;
-  }
-  constexpr std::string_view kHttp = "HTTP/1.";
-  size_t n = std::min(buf.size(), kHttp.size());
-  if (buf.substr(0, n) != kHttp.substr(0, n)) return ParseState::kInvalid;
-  return buf.size() < kHttp.size() ? ParseState::kNeedsMoreData : ParseState::kSuccess;
-}
-
-}  // namespace
-
-bool LooksLikeMessageStart(std::string_view buf, bool is_request) {
-  if (buf.empty()) return false;
-  return CheckStartPrefix(buf.substr(0, std::min<size_t>(buf.size(), kMaxMethod + 1)),
-                          is_request) != ParseState::kInvalid;
-}
-
-ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* consumed) {
-  if (CheckStartPrefix(buf, is_request) == ParseState::kInvalid) return ParseState::kInvalid;
-
-  // End of the head: the first empty line (CRLF CRLF, or bare LF LF).
-  size_t end = std::string_view::npos;
-  size_t head_len = 0;
-  for (size_t i = buf.find('\n'); i != std::string_view::npos; i = buf.find('\n', i + 1)) {
-    if (i + 1 < buf.size() && buf[i + 1] == '\n') {
-      end = i;
-      head_len = i + 2;
-      break;
-    }
-    if (i + 2 < buf.size() && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
-      end = i;
-      head_len = i + 3;
-      break;
-    }
-    if (i > kMaxHeadBytes) break;
-  }
-  if (end == std::string_view::npos) {
-    return buf.size() > kMaxHeadBytes ? ParseState::kInvalid : ParseState::kNeedsMoreData;
-  }
-  if (head_len > kMaxHeadBytes) return ParseState::kInvalid;
-
-  Head h;
-  h.is_request = is_request;
-  std::string_view rest = buf.substr(0, end);
-  size_t eol = rest.find('\n');
-  std::string_view line = rest.substr(0, eol);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-
-  if (is_request) {
-    size_t sp1 = line.find(' ');
-    size_t sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp1 == sp2 || sp1 == 0 || sp1 > kMaxMethod) {
-      return ParseState::kInvalid;
-    }
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    int minor = ParseVersion(line.substr(sp2 + 1));
-    if (target.empty() || minor < 0 || line.size() - sp2 - 1 != 8) return ParseState::kInvalid;
-    for (char c : target)
-      if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return ParseState::kInvalid;
-    h.method.assign(line.substr(0, sp1));
-    h.target.assign(target);
-    h.minor_version = minor;
-  } else {
-    int minor = ParseVersion(line);
-    if (minor < 0 || line.size() < 12 || line[8] != ' ' || !IsDigit(line[9]) ||
-        !IsDigit(line[10]) || !IsDigit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
-      return ParseState::kInvalid;
-    }
-    h.minor_version = minor;
-    h.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-    if (h.status < 100) return ParseState::kInvalid;
-  }
-
-  int headers = 0;
-  while (!rest.empty()) {
-    eol = rest.find('\n');
-    line = rest.substr(0, eol);
-    rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 1);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    if (++headers > kMaxHeaders) return ParseState::kInvalid;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return ParseState::kInvalid;
-    std::string_view name = line.substr(0, colon);
-    if (name.find(' ') != std::string_view::npos) return ParseState::kInvalid;
-    std::string_view value = Trim(line.substr(colon + 1));
-    if (EqualsIgnoreCase(name, "content-length")) {
-      uint64_t v = 0;
-      if (value.empty() || value.size() > 18) return ParseState::kInvalid;
-      for (char c : value) {
-        if (!IsDigit(c)) return ParseState::kInvalid;
-        v = v * 10 + static_cast<uint64_t>(c - '0');
-      }
-      // Differing repeated lengths are a smuggling vector: refuse.
-      if (h.has_content_length && v != h.content_length) return ParseState::kInvalid;
-      h.has_content_length = true;
-      h.content_length = v;
-    } else if (EqualsIgnoreCase(name, "transfer-encoding")) {
-      if (ListHasToken(value, "chunked")) h.chunked = true;
-    } else if (EqualsIgnoreCase(name, "connection")) {
-      if (ListHasToken(value, "close")) h.connection_close = true;
-    }
-  }
-  *head = std::move(h);
-  *consumed = head_len;
+// "HTTP/1.x" at buf[i]: *minor and *next (the offset after it) on success.
+ParseState MatchVersion(std::string_view buf, size_t i, int* minor, size_t* next) {
+  const size_t avail = buf.size() - i;
+  const size_t n = std::min(avail, kVersionPrefix.size());
+  if (buf.substr(i, n) != kVersionPrefix.substr(0, n)) return ParseState::kInvalid;
+  if (avail <= kVersionPrefix.size()) return ParseState::kNeedsMoreData;
+  const char d = buf[i + kVersionPrefix.size()];
+  if (!IsDigit(d)) return ParseState::kInvalid;
+  *minor = d - '0';
+  *next = i + kVersionPrefix.size() + 1;
   return ParseState::kSuccess;
 }
 
+// CRLF or a bare LF at buf[i]: *next is the offset after it.
+ParseState MatchLineEnd(std::string_view buf, size_t i, size_t* next) {
+  if (i >= buf.size()) return ParseState::kNeedsMoreData;
+  if (buf[i] == '\n') {
+    *next = i + 1;
+    return ParseState::kSuccess;
+  }
+  if (buf[i] != '\r') return ParseState::kInvalid;
+  if (i + 1 >= buf.size()) return ParseState::kNeedsMoreData;
+  if (buf[i + 1] != '\n') return ParseState::kInvalid;
+  *next = i + 2;
+  return ParseState::kSuccess;
+}
+
+ParseState NeedMore(size_t have) {
+  return have > kMaxHeadBytes ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+}
+
+ParseState ScanRequestLine(std::string_view buf, Head* h, size_t* line_len) {
+  const size_t n = buf.size();
+  size_t i = 0;
+  while (i < n && IsMethodChar(buf[i])) {
+    if (++i > kMaxMethodBytes) return ParseState::kInvalid;
+  }
+  if (i == n) return ParseState::kNeedsMoreData;
+  if (i == 0 || buf[i] != ' ') return ParseState::kInvalid;
+  const size_t method_end = i++;
+  const size_t target_start = i;
+  while (i < n && IsTargetChar(buf[i])) ++i;
+  if (i == n) return NeedMore(n);
+  if (i == target_start || buf[i] != ' ') return ParseState::kInvalid;
+  const size_t target_end = i++;
+  int minor = 0;
+  ParseState st = MatchVersion(buf, i, &minor, &i);
+  if (st != ParseState::kSuccess) return st;
+  st = MatchLineEnd(buf, i, line_len);
+  if (st != ParseState::kSuccess) return st;
+  h->method = buf.substr(0, method_end);
+  h->target = buf.substr(target_start, target_end - target_start);
+  h->minor_version = minor;
+  return ParseState::kSuccess;
+}
+
+ParseState ScanStatusLine(std::string_view buf, Head* h, size_t* line_len) {
+  const size_t n = buf.size();
+  int minor = 0;
+  size_t i = 0;
+  ParseState st = MatchVersion(buf, 0, &minor, &i);
+  if (st != ParseState::kSuccess) return st;
+  for (size_t k = 0; k < 4; ++k, ++i) {  // " 200"
+    if (i == n) return ParseState::kNeedsMoreData;
+    if (k == 0 ? buf[i] != ' ' : !IsDigit(buf[i])) return ParseState::kInvalid;
+  }
+  const int status = (buf[i - 3] - '0') * 100 + (buf[i - 2] - '0') * 10 + (buf[i - 1] - '0');
+  if (status < 100) return ParseState::kInvalid;
+  if (i < n && buf[i] == ' ') {  // reason phrase: anything up to the line end
+    const size_t eol = buf.find('\n', i);
+    if (eol == std::string_view::npos) return NeedMore(n);
+    *line_len = eol + 1;
+  } else {
+    st = MatchLineEnd(buf, i, line_len);
+    if (st != ParseState::kSuccess) return st;
+  }
+  h->status = status;
+  h->minor_version = minor;
+  return ParseState::kSuccess;
+}
+
+// Framing-relevant header fields.
+ParseState ApplyHeader(std::string_view name, std::string_view value, Head* h) {
+  switch (name.size()) {
+    case 14:
+      if (EqualsIgnoreCase(name, "content-length")) {
+        uint64_t v = 0;
+        if (value.empty() || value.size() > 18) return ParseState::kInvalid;
+        for (char c : value) {
+          if (!IsDigit(c)) return ParseState::kInvalid;
+          v = v * 10 + static_cast<uint64_t>(c - '0');
+        }
+        // Differing repeated lengths are a smuggling vector: refuse.
+        if (h->has_content_length && v != h->content_length) return ParseState::kInvalid;
+        h->has_content_length = true;
+        h->content_length = v;
+      }
+      break;
+    case 17:
+      if (EqualsIgnoreCase(name, "transfer-encoding") && ListHasToken(value, "chunked")) {
+        h->chunked = true;
+      }
+      break;
+    case 10:
+      if (EqualsIgnoreCase(name, "connection") && ListHasToken(value, "close")) {
+        h->connection_close = true;
+      }
+      break;
+    default:
+      break;
+  }
+  return ParseState::kSuccess;
+}
+
+constexpr std::string_view kResyncMethods[] = {
+    "GET ",     "POST ",   "PUT ",      "DELETE ",    "HEAD ",  "OPTIONS ", "PATCH ",
+    "CONNECT ", "TRACE ",  "PROPFIND ", "PROPPATCH ", "MKCOL ", "COPY ",    "MOVE ",
+    "LOCK ",    "UNLOCK ", "REPORT ",   "SEARCH ",    "PURGE ",
+};
+
+}  // namespace
+
+ParseState ParseStartLine(std::string_view buf, bool is_request, Head* head, size_t* consumed) {
+  Head h;
+  h.is_request = is_request;
+  size_t len = 0;
+  const ParseState st = is_request ? ScanRequestLine(buf, &h, &len) : ScanStatusLine(buf, &h, &len);
+  if (st != ParseState::kSuccess) return st;
+  *head = h;
+  *consumed = len;
+  return ParseState::kSuccess;
+}
+
+ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* consumed) {
+  Head h;
+  size_t i = 0;
+  ParseState st = ParseStartLine(buf, is_request, &h, &i);
+  if (st != ParseState::kSuccess) return st;
+  const size_t n = buf.size();
+  while (true) {
+    if (i >= n) return NeedMore(n);
+    size_t end = 0;
+    if (buf[i] == '\r' || buf[i] == '\n') {  // the blank line
+      st = MatchLineEnd(buf, i, &end);
+      if (st == ParseState::kNeedsMoreData) return NeedMore(n);
+      if (st != ParseState::kSuccess) return st;
+      if (end > kMaxHeadBytes) return ParseState::kInvalid;
+      *head = h;
+      *consumed = end;
+      return ParseState::kSuccess;
+    }
+    const size_t eol = buf.find('\n', i);
+    if (eol == std::string_view::npos) return NeedMore(n);
+    if (eol >= kMaxHeadBytes || ++h.headers > kMaxHeaders) return ParseState::kInvalid;
+    std::string_view line = buf.substr(i, eol - i);
+    if (line.back() == '\r') line.remove_suffix(1);
+    i = eol + 1;
+    if (line.front() == ' ' || line.front() == '\t') continue;  // obs-fold continuation
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) return ParseState::kInvalid;
+    const std::string_view name = line.substr(0, colon);
+    if (!std::all_of(name.begin(), name.end(), IsTokenChar)) return ParseState::kInvalid;
+    st = ApplyHeader(name, TrimSpaces(line.substr(colon + 1)), &h);
+    if (st != ParseState::kSuccess) return st;
+  }
+}
+
+bool LooksLikeMessageStart(std::string_view buf, bool is_request) {
+  if (buf.empty()) return false;
+  // A prefix counts: a write may stop anywhere (rare, but legal).
+  if (!is_request)
+    return buf.substr(0, kVersionPrefix.size()) == kVersionPrefix.substr(0, buf.size());
+  for (std::string_view m : kResyncMethods) {
+    if (buf.substr(0, m.size()) != m.substr(0, buf.size())) continue;
+    if (buf.size() <= m.size()) return true;
+    // origin-form "/x", asterisk-form "*", absolute-form "http://", authority-form "host:443"
+    const char c = buf[m.size()];
+    return c == '/' || c == '*' || IsUpper(c) || (c >= 'a' && c <= 'z') || IsDigit(c) || c == '[';
+  }
+  return false;
+}
+
 BodyKind ResponseBodyKind(const Head& response, std::string_view request_method) {
-  if (request_method == "HEAD" || (response.status >= 100 && response.status < 200) ||
-      response.status == 204 || response.status == 304) {
+  const int status = response.status;
+  if (request_method == "HEAD" || (status >= 100 && status < 200) || status == 204 ||
+      status == 304) {
     return BodyKind::kNone;
   }
-  if (request_method == "CONNECT" && response.status >= 200 && response.status < 300) {
-    return BodyKind::kUntilClose;  // a tunnel: nothing more to parse
-  }
+  if (request_method == "CONNECT" && status >= 200 && status < 300) return BodyKind::kTunnel;
   if (response.chunked) return BodyKind::kChunked;
   if (response.has_content_length) {
     return response.content_length == 0 ? BodyKind::kNone : BodyKind::kLength;
@@ -182,7 +257,7 @@ ParseState ParseChunkSize(std::string_view buf, uint64_t* size, size_t* consumed
   uint64_t v = 0;
   size_t i = 0;
   for (; i < buf.size(); ++i) {
-    char c = buf[i];
+    const char c = buf[i];
     int d;
     if (c >= '0' && c <= '9') {
       d = c - '0';
@@ -198,15 +273,16 @@ ParseState ParseChunkSize(std::string_view buf, uint64_t* size, size_t* consumed
   }
   if (i == buf.size()) return ParseState::kNeedsMoreData;
   if (i == 0) return ParseState::kInvalid;
-  // Chunk extensions (";name=value") up to the end of the line.
-  size_t eol = buf.find('\n', i);
-  if (eol == std::string_view::npos) {
-    return buf.size() > 1024 ? ParseState::kInvalid : ParseState::kNeedsMoreData;
-  }
-  char next = buf[i];
+  const char next = buf[i];
   if (next != ';' && next != '\r' && next != '\n' && next != ' ' && next != '\t') {
     return ParseState::kInvalid;
   }
+  // Chunk extensions (";name=value") up to the end of the line.
+  const size_t eol = buf.find('\n', i);
+  if (eol == std::string_view::npos) {
+    return buf.size() > kMaxChunkLineBytes ? ParseState::kInvalid : ParseState::kNeedsMoreData;
+  }
+  if (eol >= kMaxChunkLineBytes) return ParseState::kInvalid;
   *size = v;
   *consumed = eol + 1;
   return ParseState::kSuccess;

@@ -5,41 +5,47 @@
 // Gaps are normal: only a prefix of each syscall's bytes is captured, and
 // sendfile bodies are never seen. Framing needs only heads and chunk-size
 // lines; body bytes are skipped by position. When framing is lost (a
-// chunk-size line fell in a gap), the message ends at the last chunk before
-// the next message start, or at connection end.
+// chunk-size line fell in a gap), the message ends with the last event
+// before the next event that starts a message, or at connection end. A head
+// whose end was not captured still yields its start line (method, target,
+// status); the message then ends with that event.
 #ifndef REDMAP_AGGREGATORS_PROTOCOLS_HTTP1_HTTP1_STITCHER_H_
 #define REDMAP_AGGREGATORS_PROTOCOLS_HTTP1_HTTP1_STITCHER_H_
 
 #include <cstdint>
-#include <deque>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "aggregators/protocols/http1/http1_parser.h"
 #include "aggregators/protocols/protocol.h"
 
 namespace redmap::http1 {
 
-// Requests waiting for their response, per connection.
+// Requests waiting for their response, per connection; beyond, the oldest
+// is dropped and counted as a parse error.
 inline constexpr size_t kMaxPendingRequests = 128;
 
 class Http1Stitcher : public ConnectionParser {
  public:
   Http1Stitcher();
-  void OnChunk(Direction direction, const StreamChunk& chunk, const ConnContext& ctx) override;
+  size_t OnSegment(Direction direction, const StreamSegment& seg, const ConnContext& ctx) override;
   void OnEnd(const ConnContext& ctx) override;
 
-  size_t pending_requests() const { return pending_.size(); }
+  size_t pending_requests() const { return pending_size_; }
 
  private:
-  enum class State {
-    kHead,
-    kBody,
-    kChunkSize,
-    kChunkData,
-    kChunkCrlf,
-    kTrailer,
-    kLost,        // framing unknown: ends at the next message start or at close
-    kUntilClose,  // body delimited by connection close
+  enum class State : uint8_t {
+    kResync,      // skipping to the next event that starts a message
+    kHead,        // at a message boundary
+    kBody,        // `remaining` Content-Length bytes to go
+    kChunkSize,   // at a chunk-size line
+    kChunkData,   // `remaining` chunk data bytes to go
+    kChunkEnd,    // `remaining` bytes of the CRLF after chunk data
+    kTrailer,     // trailer lines; `remaining`: final CRLF bytes seen (2: a field was cut)
+    kLost,        // framing unknown: ends at the next message start or at the end
+    kTruncated,   // head cut by a gap: the message ends with this event
+    kUntilClose,  // response body delimited by connection close
   };
 
   struct Message {
@@ -51,34 +57,51 @@ class Http1Stitcher : public ConnectionParser {
     uint32_t tid = 0;
     uint32_t seq = 0;
     uint64_t bytes = 0;
+    bool orphan = false;  // a response that began when no request was waiting
+    std::string head;     // raw head bytes as captured, for Span::*_head
   };
 
   struct Stream {
     bool is_request = true;
-    bool started = false;
-    bool in_resync = false;  // skipping to the next message start; errors already counted
-    uint64_t pos = 0;
-    State state = State::kHead;
-    bool head_active = false;
-    std::string head_buf;
-    std::string line_buf;
+    State state = State::kResync;
+    // The head being parsed was found while resynchronising: if it proves
+    // invalid, the bytes were just not a message (no parse error).
+    bool candidate = false;
+    // The request was queued before its end (its response began first).
+    bool queued = false;
     uint64_t remaining = 0;
     uint64_t last_exit_ns = 0;
     Message msg;  // the message being read
   };
 
-  void Feed(Stream& s, const StreamChunk& c, const ConnContext& ctx);
-  void Gap(Stream& s, uint64_t n, const ConnContext& ctx);
-  // Returns the chunk offset after the head, or c.len when the chunk is used up.
-  uint64_t FeedHead(Stream& s, const StreamChunk& c, uint64_t o, const ConnContext& ctx);
+  // Returns false when the head needs bytes of the next event.
+  bool FeedHead(Stream& s, const StreamSegment& seg, size_t* o, const ConnContext& ctx);
+  void Salvage(Stream& s, const StreamSegment& seg, size_t o, const ConnContext& ctx);
+  void BeginMessage(Stream& s, const Head& head, const StreamSegment& seg, size_t o,
+                    const ConnContext& ctx);
   void StartBody(Stream& s, const Head& head, uint64_t end_ns, const ConnContext& ctx);
+  void Gap(Stream& s, const StreamSegment& seg, const ConnContext& ctx);
   void Complete(Stream& s, uint64_t end_ns, const ConnContext& ctx);
-  void Error(Stream& s, const ConnContext& ctx);
+  // A final (non-1xx) response began: pairs it with the oldest request.
+  void FinalResponseBegins(const ConnContext& ctx);
+  // The request a response answers has ended too, even if its framing was
+  // lost or its body is still on the way.
+  void QueueRequestInProgress(const ConnContext& ctx);
+  // Framing lost at a message boundary: skip to the next message start.
+  void Lose(Stream& s);
+  void Enqueue(Message& request, const ConnContext& ctx);
+  void PopPending();
+  void Emit(Message& request, const Message& response, const ConnContext& ctx);
+  std::string_view PendingMethod() const;
 
   Stream requests_;
   Stream responses_;
-  std::deque<Message> pending_;
-  bool upgraded_ = false;
+  // FIFO ring of requests awaiting responses; grows to kMaxPendingRequests,
+  // slots (and their strings' capacity) are reused.
+  std::vector<Message> pending_;
+  size_t pending_head_ = 0;
+  size_t pending_size_ = 0;
+  bool upgraded_ = false;  // 101 / CONNECT tunnel: nothing after is HTTP/1
 };
 
 }  // namespace redmap::http1

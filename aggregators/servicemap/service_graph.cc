@@ -1,0 +1,268 @@
+#include "aggregators/servicemap/service_graph.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+
+namespace redmap {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr char kOverflow[] = "__overflow__";
+constexpr char kVirtualNode[] = "virtual_node";
+
+struct EdgeKey {
+  std::string client;
+  std::string server;
+  std::string connection_type;
+  friend bool operator==(const EdgeKey&, const EdgeKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const EdgeKey& k) {
+    return H::combine(std::move(h), k.client, k.server, k.connection_type);
+  }
+};
+
+struct Histogram {
+  std::vector<uint64_t> buckets;  // per bucket; last is +Inf
+  double sum = 0;
+  uint64_t count = 0;
+};
+
+struct EdgeStats {
+  uint64_t updated_ns = 0;
+  uint64_t requests = 0;
+  uint64_t failed = 0;
+  Histogram server;
+  Histogram client;
+};
+
+}  // namespace
+
+class ServiceGraphAggregator::Impl {
+ public:
+  Impl(const ServiceGraphOptions& options, std::function<std::string(const Span&)> local_name,
+       const PeerNames* peers)
+      : options_(options), local_name_(std::move(local_name)), peers_(peers) {}
+
+  void OnSpan(const Span& span) {
+    if (span.end_ns < span.start_ns) return;
+    const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
+    const bool failed = span.http.status >= 500;
+    EdgeKey key;
+    bool count;
+    if (span.side == Role::kServer) {
+      std::optional<std::string> client = Seen(clients_, span.client);
+      if (!client && peers_ != nullptr) client = peers_->ClientAt(span.client);
+      key.client = client ? *client : span.client.addr.ToString();
+      key.server = local_name_(span);
+      Remember(servers_, span.server, key.server);
+      if (!client) key.connection_type = kVirtualNode;
+      count = true;
+    } else if (span.side == Role::kClient) {
+      // A server this node answered requests for is observed, whether or
+      // not redmap saw it listen (it may predate redmap): the server's
+      // span is emitted before the client's (the response is written
+      // before it is read).
+      std::optional<std::string> server = Seen(servers_, span.server);
+      if (!server && peers_ != nullptr) server = peers_->ServerAt(span.server);
+      key.client = local_name_(span);
+      Remember(clients_, span.client, key.client);
+      key.server = server ? *server : span.server.addr.ToString();
+      // The server's own node counts it when redmap observes the server.
+      count = !server.has_value();
+      if (count) key.connection_type = kVirtualNode;
+    } else {
+      return;
+    }
+    if (key.client == key.server) return;  // no self-edges
+
+    absl::MutexLock l(&mu_);
+    if (span.side == Role::kClient && !count) {
+      // Only the client histogram; the edge is the one the server side
+      // counts, which has no connection_type when both ends are known.
+      key.connection_type.clear();
+    }
+    EdgeStats& s = Edge(std::move(key), span.end_ns);
+    if (count) {
+      ++s.requests;
+      if (failed) ++s.failed;
+    }
+    Observe(span.side == Role::kServer ? s.server : s.client, seconds);
+  }
+
+  void Expire(uint64_t now_ns) {
+    absl::MutexLock l(&mu_);
+    for (auto it = edges_.begin(); it != edges_.end();) {
+      if (now_ns > it->second.updated_ns && now_ns - it->second.updated_ns > options_.series_ttl_ns) {
+        edges_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  size_t edges() const {
+    absl::MutexLock l(&mu_);
+    return edges_.size();
+  }
+
+  std::vector<MetricFamily> Collect() const {
+    std::vector<std::pair<EdgeKey, EdgeStats>> snap;
+    uint64_t overflowed;
+    {
+      absl::MutexLock l(&mu_);
+      snap.assign(edges_.begin(), edges_.end());
+      overflowed = overflowed_;
+    }
+    std::sort(snap.begin(), snap.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.first.client, a.first.server, a.first.connection_type) <
+             std::tie(b.first.client, b.first.server, b.first.connection_type);
+    });
+    auto family = [](const char* name, const char* help, MetricType type) {
+      MetricFamily f;
+      f.name = name;
+      f.help = help;
+      f.type = type;
+      return f;
+    };
+    MetricFamily total = family("traces_service_graph_request_total",
+                                "Requests between two services, counted once, where the server is "
+                                "observed (client side for an unobserved server).",
+                                MetricType::Counter);
+    MetricFamily failed = family("traces_service_graph_request_failed_total",
+                                 "Requests of traces_service_graph_request_total that failed (5xx).",
+                                 MetricType::Counter);
+    MetricFamily server = family("traces_service_graph_request_server_seconds",
+                                 "Request duration as the server measured it.",
+                                 MetricType::Histogram);
+    MetricFamily client = family("traces_service_graph_request_client_seconds",
+                                 "Request duration as the client measured it.",
+                                 MetricType::Histogram);
+    for (const auto& [k, s] : snap) {
+      auto labels = [&, &k = k] {
+        return std::vector<ClientMetric::Label>{{"client", k.client},
+                                                {"server", k.server},
+                                                {"client_service_namespace", ""},
+                                                {"server_service_namespace", ""},
+                                                {"connection_type", k.connection_type},
+                                                {"k8s_node_name", options_.node_name}};
+      };
+      if (s.requests > 0 || s.server.count > 0) {
+        ClientMetric t;
+        t.label = labels();
+        t.counter.value = static_cast<double>(s.requests);
+        total.metric.push_back(t);
+        t.counter.value = static_cast<double>(s.failed);
+        failed.metric.push_back(std::move(t));
+      }
+      if (s.server.count > 0) server.metric.push_back(HistogramMetric(labels(), s.server));
+      if (s.client.count > 0) client.metric.push_back(HistogramMetric(labels(), s.client));
+    }
+    MetricFamily edges = family("redmap_service_graph_edges",
+                                "Service-graph edges tracked now.", MetricType::Gauge);
+    edges.metric.emplace_back().gauge.value = static_cast<double>(snap.size());
+    MetricFamily limit = family("redmap_service_graph_edges_limit",
+                                "Service-graph edge cap (service_graph.max_series).",
+                                MetricType::Gauge);
+    limit.metric.emplace_back().gauge.value = static_cast<double>(options_.max_series);
+    MetricFamily overflow =
+        family("redmap_service_graph_edges_overflow_total",
+               "Spans that went to the __overflow__ edge because the edge cap was reached.",
+               MetricType::Counter);
+    overflow.metric.emplace_back().counter.value = static_cast<double>(overflowed);
+    std::vector<MetricFamily> out;
+    for (MetricFamily* f : {&total, &failed, &server, &client, &edges, &limit, &overflow}) {
+      out.push_back(std::move(*f));
+    }
+    return out;
+  }
+
+ private:
+  using Names = absl::flat_hash_map<Endpoint, std::string>;
+
+  std::optional<std::string> Seen(const Names& names, const Endpoint& ep) const {
+    absl::MutexLock l(&mu_);
+    auto it = names.find(ep);
+    if (it == names.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void Remember(Names& names, const Endpoint& ep, const std::string& name) {
+    absl::MutexLock l(&mu_);
+    if (names.size() >= kMaxEndpoints && !names.contains(ep)) names.clear();  // bounded
+    names[ep] = name;
+  }
+
+  EdgeStats& Edge(EdgeKey key, uint64_t ts_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = edges_.find(key);
+    if (it == edges_.end()) {
+      if (edges_.size() >= options_.max_series) {
+        ++overflowed_;
+        key = EdgeKey{kOverflow, kOverflow, ""};
+      }
+      it = edges_.try_emplace(std::move(key)).first;
+    }
+    it->second.updated_ns = std::max(it->second.updated_ns, ts_ns);
+    return it->second;
+  }
+
+  void Observe(Histogram& h, double v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const auto& bounds = options_.buckets;
+    if (h.buckets.empty()) h.buckets.assign(bounds.size() + 1, 0);
+    auto it = std::lower_bound(bounds.begin(), bounds.end(), v);  // le is inclusive
+    h.buckets[static_cast<size_t>(it - bounds.begin())]++;
+    h.sum += v;
+    ++h.count;
+  }
+
+  ClientMetric HistogramMetric(std::vector<ClientMetric::Label> labels, const Histogram& h) const {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.histogram.sample_count = h.count;
+    m.histogram.sample_sum = h.sum;
+    uint64_t cumulative = 0;
+    const auto& bounds = options_.buckets;
+    for (size_t b = 0; b <= bounds.size(); ++b) {
+      cumulative += b < h.buckets.size() ? h.buckets[b] : 0;
+      ClientMetric::Bucket bucket;
+      bucket.cumulative_count = cumulative;
+      bucket.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(bucket);
+    }
+    return m;
+  }
+
+  static constexpr size_t kMaxEndpoints = 65536;
+
+  const ServiceGraphOptions options_;
+  const std::function<std::string(const Span&)> local_name_;
+  const PeerNames* const peers_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<EdgeKey, EdgeStats> edges_ ABSL_GUARDED_BY(mu_);
+  // Endpoints seen in spans: the local server behind a listening address,
+  // the local client behind a connection's client end.
+  Names servers_ ABSL_GUARDED_BY(mu_);
+  Names clients_ ABSL_GUARDED_BY(mu_);
+  uint64_t overflowed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& options,
+                                               std::function<std::string(const Span&)> local_name,
+                                               const PeerNames* peers)
+    : impl_(std::make_unique<Impl>(options, std::move(local_name), peers)) {}
+ServiceGraphAggregator::~ServiceGraphAggregator() = default;
+
+void ServiceGraphAggregator::OnSpan(const Span& span) { impl_->OnSpan(span); }
+std::vector<prometheus::MetricFamily> ServiceGraphAggregator::Collect() const {
+  return impl_->Collect();
+}
+void ServiceGraphAggregator::Expire(uint64_t now_ns) { impl_->Expire(now_ns); }
+size_t ServiceGraphAggregator::edges() const { return impl_->edges(); }
+
+}  // namespace redmap

@@ -1,0 +1,69 @@
+// Service-map edges from spans, under the names Grafana's service graph
+// (Tempo's metrics generator) already understands:
+//
+//   traces_service_graph_request_total          counter
+//   traces_service_graph_request_failed_total   counter   (5xx)
+//   traces_service_graph_request_server_seconds histogram (server-side durations)
+//   traces_service_graph_request_client_seconds histogram (client-side durations)
+//
+// labels: client, server, client_service_namespace, server_service_namespace,
+// connection_type ("" | "virtual_node"), k8s_node_name (the node that
+// observed it, so nodes never collide).
+//
+// Counting each request once: a request is counted where its server is
+// observed. A server-side span always counts. A client-side span counts only
+// when its server is not observed by redmap (no local listener known for the
+// server's address: an uninstrumented peer, connection_type="virtual_node");
+// otherwise it only adds its duration to the client histogram. With both ends
+// on redmap nodes the request is therefore counted once, by the server's node.
+//
+// Identities are those of the redmap_tcp_* edges: the service name of a
+// local process, else the peer's IP address. Self-edges (client == server)
+// are not recorded. Series are capped (one "__overflow__" edge beyond) and
+// expire after series_ttl_ns without updates.
+// Threads: OnSpan/Expire from the source's thread, Collect from any.
+#ifndef REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_
+#define REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregators/network/tcp_aggregator.h"
+#include "aggregators/span/span.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+
+namespace redmap {
+
+struct ServiceGraphOptions {
+  std::vector<double> buckets;  // seconds, strictly increasing
+  size_t max_series = 10000;
+  uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
+  std::string node_name;  // k8s_node_name of every series
+};
+
+class ServiceGraphAggregator : public SpanSink, public prometheus::Collectable {
+ public:
+  // local_name: service name of the process that observed a span.
+  // peers: who is behind an endpoint on this node (may be null: IPs only).
+  ServiceGraphAggregator(const ServiceGraphOptions& options,
+                         std::function<std::string(const Span&)> local_name,
+                         const PeerNames* peers);
+  ~ServiceGraphAggregator() override;
+
+  void OnSpan(const Span& span) override;
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  void Expire(uint64_t now_ns);
+  size_t edges() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace redmap
+
+#endif  // REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_

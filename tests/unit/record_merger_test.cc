@@ -1,0 +1,121 @@
+#include "aggregators/sources/record_merger.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "bpf/socket_trace.h"
+#include "bpf/tcp_health.h"
+
+namespace redmap {
+namespace {
+
+class Order : public EventSink {
+ public:
+  void OnData(const DataEvent& e) override { seen.push_back(e.exit_ns); }
+  void OnClose(const CloseEvent& e) override { seen.push_back(e.ts_ns); }
+  void OnTcp(const TcpEvent& e) override { seen.push_back(e.ts_ns); }
+  std::vector<uint64_t> seen;
+};
+
+redmap_data_event Data(uint64_t ts) {
+  redmap_data_event h{};
+  h.type = REDMAP_EVENT_DATA;
+  h.direction = REDMAP_DIR_EGRESS;
+  h.family = REDMAP_AF_INET;
+  h.enter_ns = h.exit_ns = ts;
+  return h;
+}
+
+redmap_close_event Close(uint64_t ts) {
+  redmap_close_event c{};
+  c.type = REDMAP_EVENT_CLOSE;
+  c.close_ns = ts;
+  return c;
+}
+
+redmap_tcp_event Tcp(uint64_t ts) {
+  redmap_tcp_event t{};
+  t.type = REDMAP_EVENT_TCP;
+  t.kind = REDMAP_TCP_RESET_SENT;
+  t.family = REDMAP_AF_INET;
+  t.ts_ns = ts;
+  return t;
+}
+
+TEST(RecordMergerTest, DeliversRecordsFromSeveralRingsInTimeOrder) {
+  RecordMerger m;
+  // Ring of CPU 0 read first, then CPU 1's, then the TCP ring.
+  auto d30 = Data(30), d10 = Data(10);
+  auto c20 = Close(20);
+  auto t15 = Tcp(15);
+  m.Add(&d10, sizeof(d10));
+  m.Add(&d30, sizeof(d30));
+  m.Add(&c20, sizeof(c20));
+  m.Add(&t15, sizeof(t15));
+  Order sink;
+  EXPECT_EQ(m.Deliver(std::numeric_limits<uint64_t>::max(), &sink), 0u);
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{10, 15, 20, 30}));
+  EXPECT_EQ(m.buffered_records(), 0u);
+  EXPECT_EQ(m.buffered_bytes(), 0u);
+}
+
+TEST(RecordMergerTest, HoldsBackRecordsAtOrAfterTheCutoff) {
+  RecordMerger m;
+  auto a = Data(100), b = Data(200), c = Data(300);
+  m.Add(&c, sizeof(c));
+  m.Add(&a, sizeof(a));
+  Order sink;
+  m.Deliver(250, &sink);
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100}));
+  EXPECT_EQ(m.buffered_records(), 1u);
+  // A late record from before the held one still comes first.
+  m.Add(&b, sizeof(b));
+  m.Deliver(std::numeric_limits<uint64_t>::max(), &sink);
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 200, 300}));
+}
+
+TEST(RecordMergerTest, EqualTimestampsKeepArrivalOrder) {
+  RecordMerger m;
+  auto d = Data(50);
+  auto c = Close(50);
+  m.Add(&d, sizeof(d));
+  m.Add(&c, sizeof(c));
+  struct Kinds : EventSink {
+    void OnData(const DataEvent&) override { kinds.push_back('d'); }
+    void OnClose(const CloseEvent&) override { kinds.push_back('c'); }
+    std::string kinds;
+  } sink;
+  m.Deliver(std::numeric_limits<uint64_t>::max(), &sink);
+  EXPECT_EQ(sink.kinds, "dc");
+}
+
+TEST(RecordMergerTest, MalformedRecordsAreCountedNotDelivered) {
+  RecordMerger m;
+  uint8_t junk[3] = {1, 2, 3};
+  uint32_t unknown_type = 77;
+  auto d = Data(5);
+  m.Add(junk, sizeof(junk));
+  m.Add(&unknown_type, sizeof(unknown_type));
+  m.Add(&d, sizeof(d) - 1);  // truncated
+  Order sink;
+  EXPECT_EQ(m.Deliver(1000, &sink), 3u);
+  EXPECT_TRUE(sink.seen.empty());
+  EXPECT_EQ(m.buffered_records(), 0u);
+}
+
+TEST(RecordMergerTest, OverTheByteBoundEverythingGoesAtOnce) {
+  RecordMerger m(/*max_buffered_bytes=*/2 * sizeof(redmap_data_event));
+  for (uint64_t ts : {300, 100, 200}) {
+    auto d = Data(ts);
+    m.Add(&d, sizeof(d));
+  }
+  Order sink;
+  m.Deliver(/*cutoff_ns=*/0, &sink);  // would hold everything back
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 200, 300}));
+}
+
+}  // namespace
+}  // namespace redmap

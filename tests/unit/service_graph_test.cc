@@ -1,0 +1,151 @@
+#include "aggregators/servicemap/service_graph.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace redmap {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using Labels = std::map<std::string, std::string>;
+
+Endpoint Ep(const char* ip, uint16_t port) {
+  Endpoint e;
+  e.addr = IpAddress::V4(inet_addr(ip));
+  e.port = port;
+  return e;
+}
+
+// Names from TCP events, as the TcpAggregator would give them.
+class FakePeers : public PeerNames {
+ public:
+  std::optional<std::string> ClientAt(const Endpoint& ep) const override {
+    auto it = clients.find(ep.port);
+    return it == clients.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::optional<std::string> ServerAt(const Endpoint& ep) const override {
+    auto it = servers.find(ep.port);
+    return it == servers.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::map<uint16_t, std::string> clients, servers;
+};
+
+Span MakeSpan(Role side, const std::string& process, Endpoint client, Endpoint server, int status,
+              uint64_t duration_ns = 2000000) {
+  static std::string name;
+  name = process;
+  Span s;
+  s.protocol = Protocol::kHttp1;
+  s.side = side;
+  s.start_ns = 1000000000;
+  s.end_ns = s.start_ns + duration_ns;
+  s.client = client;
+  s.server = server;
+  s.process_name = name;
+  s.http.status = status;
+  return s;
+}
+
+class ServiceGraphTest : public ::testing::Test {
+ protected:
+  ServiceGraphTest()
+      : agg_(Options(), [](const Span& s) { return std::string(s.process_name); }, &peers_) {}
+
+  static ServiceGraphOptions Options() {
+    ServiceGraphOptions o;
+    o.buckets = {0.001, 0.01, 0.1};
+    o.max_series = 4;
+    o.series_ttl_ns = 60ull * 1000000000;
+    o.node_name = "node-a";
+    return o;
+  }
+
+  double Value(const std::string& name, const Labels& want) {
+    for (const MetricFamily& f : agg_.Collect()) {
+      for (const ClientMetric& m : f.metric) {
+        bool match = true;
+        for (const auto& [k, v] : want) {
+          bool found = false;
+          for (const auto& l : m.label) found |= l.name == k && l.value == v;
+          match &= found;
+        }
+        if (!match) continue;
+        if (name == f.name) return m.counter.value;
+        if (name == f.name + "_count") return static_cast<double>(m.histogram.sample_count);
+      }
+    }
+    return -1;
+  }
+
+  FakePeers peers_;
+  ServiceGraphAggregator agg_;
+  const Endpoint fe_ = Ep("10.0.0.2", 40000);
+  const Endpoint be_ = Ep("10.0.0.1", 8080);
+};
+
+TEST_F(ServiceGraphTest, BothEndsObservedCountOnceOnTheServerSide) {
+  peers_.clients[40000] = "frontend";
+  for (int i = 0; i < 3; ++i) {
+    agg_.OnSpan(MakeSpan(Role::kServer, "backend", fe_, be_, i == 0 ? 503 : 200));
+    agg_.OnSpan(MakeSpan(Role::kClient, "frontend", fe_, be_, i == 0 ? 503 : 200));
+  }
+  const Labels edge = {{"client", "frontend"}, {"server", "backend"}, {"connection_type", ""},
+                       {"k8s_node_name", "node-a"}};
+  EXPECT_EQ(Value("traces_service_graph_request_total", edge), 3);
+  EXPECT_EQ(Value("traces_service_graph_request_failed_total", edge), 1);
+  EXPECT_EQ(Value("traces_service_graph_request_server_seconds_count", edge), 3);
+  EXPECT_EQ(Value("traces_service_graph_request_client_seconds_count", edge), 3);
+  EXPECT_EQ(agg_.edges(), 1u);
+}
+
+TEST_F(ServiceGraphTest, ServerPredatingRedmapIsKnownFromItsOwnSpans) {
+  // No listen()/accept() seen for the backend: its server span names it.
+  agg_.OnSpan(MakeSpan(Role::kServer, "backend", fe_, be_, 200));
+  agg_.OnSpan(MakeSpan(Role::kClient, "frontend", fe_, be_, 200));
+  // Not counted twice: one request in total, whatever the labels.
+  EXPECT_EQ(Value("traces_service_graph_request_total", {}), 1);
+}
+
+TEST_F(ServiceGraphTest, UnobservedServerIsCountedByTheClientAsVirtualNode) {
+  const Endpoint external = Ep("192.0.2.9", 443);
+  agg_.OnSpan(MakeSpan(Role::kClient, "frontend", fe_, external, 500));
+  const Labels edge = {{"client", "frontend"}, {"server", "192.0.2.9"},
+                       {"connection_type", "virtual_node"}};
+  EXPECT_EQ(Value("traces_service_graph_request_total", edge), 1);
+  EXPECT_EQ(Value("traces_service_graph_request_failed_total", edge), 1);
+  EXPECT_EQ(Value("traces_service_graph_request_client_seconds_count", edge), 1);
+}
+
+TEST_F(ServiceGraphTest, UnknownClientIsAVirtualNodeByAddress) {
+  agg_.OnSpan(MakeSpan(Role::kServer, "backend", Ep("198.51.100.7", 5555), be_, 200));
+  EXPECT_EQ(Value("traces_service_graph_request_total",
+                  {{"client", "198.51.100.7"}, {"server", "backend"},
+                   {"connection_type", "virtual_node"}}),
+            1);
+}
+
+TEST_F(ServiceGraphTest, NoSelfEdges) {
+  peers_.clients[40000] = "backend";
+  agg_.OnSpan(MakeSpan(Role::kServer, "backend", fe_, be_, 200));
+  EXPECT_EQ(agg_.edges(), 0u);
+}
+
+TEST_F(ServiceGraphTest, EdgesAreCappedAndExpire) {
+  for (int i = 0; i < 10; ++i) {
+    std::string ip = "192.0.2." + std::to_string(i + 1);
+    agg_.OnSpan(MakeSpan(Role::kClient, "frontend", fe_, Ep(ip.c_str(), 80), 200));
+  }
+  EXPECT_EQ(agg_.edges(), 5u);  // 4 + overflow
+  EXPECT_EQ(Value("traces_service_graph_request_total", {{"server", "__overflow__"}}), 6);
+  EXPECT_EQ(Value("redmap_service_graph_edges_overflow_total", {}), 6);
+  agg_.Expire(1000ull * 1000000000);
+  EXPECT_EQ(agg_.edges(), 0u);
+}
+
+}  // namespace
+}  // namespace redmap

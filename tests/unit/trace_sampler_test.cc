@@ -1,0 +1,315 @@
+// Trace assembly (TCP seq, thread, header links), tail sampling, the ring's
+// bounds and the exemplars, on hand-made spans whose timings follow what the
+// live agent sees for curl -> nginx -> app -> backend on one node.
+#include "aggregators/traces/trace_sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include "aggregators/traces/trace_json.h"
+
+namespace redmap::traces {
+namespace {
+
+constexpr uint64_t kMs = 1000 * 1000;
+
+struct SpanSpec {
+  Role side;
+  uint32_t tgid;
+  uint32_t tid;
+  uint64_t start_ms;
+  uint64_t end_ms;
+  uint16_t client_port;
+  uint16_t server_port;
+  uint32_t seq;
+  std::string target = "/x";
+  int status = 200;
+  std::string extra_headers;
+};
+
+// Owns what a Span's views point to while OnSpan runs.
+void Feed(TraceSampler* s, const SpanSpec& spec, const std::string& service = "") {
+  Span span;
+  span.protocol = Protocol::kHttp1;
+  span.side = spec.side;
+  span.start_ns = spec.start_ms * kMs;
+  span.end_ns = spec.end_ms * kMs;
+  span.conn.tgid = spec.tgid;
+  span.tid = spec.tid;
+  std::string comm = service.empty() ? "svc" + std::to_string(spec.tgid) : service;
+  span.process_name = comm;
+  span.client.addr = IpAddress::V4(0x0100007f);
+  span.client.port = spec.client_port;
+  span.server.addr = IpAddress::V4(0x0100007f);
+  span.server.port = spec.server_port;
+  span.request_tcp_seq = spec.seq;
+  span.has_tcp_seq = true;
+  span.http.method = "GET";
+  span.http.target = spec.target;
+  span.http.status = spec.status;
+  std::string req = "GET " + spec.target + " HTTP/1.1\r\nHost: h\r\n" + spec.extra_headers + "\r\n";
+  std::string resp = "HTTP/1.1 " + std::to_string(spec.status) + " X\r\nContent-Length: 0\r\n\r\n";
+  span.request_head = req;
+  span.response_head = resp;
+  s->OnSpan(span);
+}
+
+TraceOptions Options() {
+  TraceOptions o;
+  o.sample_ratio = 1;
+  o.assembly_wait_ns = 100 * kMs;
+  o.exemplar_buckets = {0.001, 0.01, 0.1, 1};
+  o.random_seed = 42;
+  o.max_traces_per_second = 1000;
+  return o;
+}
+
+TraceSampler Sampler(const TraceOptions& o = Options()) {
+  return TraceSampler(o, [](const Span& s) { return std::string(s.process_name); });
+}
+
+const TraceSpan* Find(const Trace& t, const std::string& service, Role side) {
+  for (const TraceSpan& s : t.spans) {
+    if (s.service == service && s.side == side) return &s;
+  }
+  return nullptr;
+}
+
+double Value(const TraceSampler& s, const std::string& name,
+             const std::map<std::string, std::string>& labels = {}) {
+  for (const auto& f : s.Collect()) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) {
+      bool match = true;
+      for (const auto& [k, v] : labels) {
+        bool found = false;
+        for (const auto& l : m.label) found = found || (l.name == k && l.value == v);
+        match = match && found;
+      }
+      if (match) return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  return -1;
+}
+
+TEST(TraceSamplerTest, ThreeTierChainAssembles) {
+  TraceSampler s(Options(), [](const Span& sp) { return std::string(sp.process_name); });
+  const std::string tp =
+      "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n";
+  // Arrival order is completion order: innermost first.
+  Feed(&s, {Role::kServer, 30, 31, 14, 15, 42000, 9000, 500}, "backend");  // backend
+  Feed(&s, {Role::kClient, 20, 22, 13, 16, 42000, 9000, 500}, "app");      // app -> backend
+  Feed(&s, {Role::kServer, 20, 22, 12, 17, 41000, 8000, 300, "/x", 200, tp}, "app");
+  Feed(&s, {Role::kClient, 10, 10, 11, 18, 41000, 8000, 300, "/x", 200, tp}, "nginx");
+  Feed(&s, {Role::kServer, 10, 10, 10, 19, 40000, 80, 100, "/x", 200, tp}, "nginx");
+  Feed(&s, {Role::kClient, 5, 5, 9, 20, 40000, 80, 100, "/x", 200, tp}, "curl");
+  // An unrelated call on the app's other thread, during the request.
+  Feed(&s, {Role::kClient, 20, 23, 13, 14, 43000, 9000, 900}, "app");
+  EXPECT_EQ(s.pending_spans(), 7u);
+  s.Tick(50 * kMs);  // not yet: 100 ms after the last span
+  EXPECT_EQ(s.ring().stats().traces, 0u);
+  s.Tick(200 * kMs);
+  EXPECT_EQ(s.pending_spans(), 0u);
+
+  auto t = s.ring().Find(*TraceId::FromHex("0af7651916cd43dd8448eb211c80319c"));
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->spans.size(), 6u);
+  const TraceSpan* curl = Find(*t, "curl", Role::kClient);
+  const TraceSpan* ngs = Find(*t, "nginx", Role::kServer);
+  const TraceSpan* ngc = Find(*t, "nginx", Role::kClient);
+  const TraceSpan* apps = Find(*t, "app", Role::kServer);
+  const TraceSpan* appc = Find(*t, "app", Role::kClient);
+  const TraceSpan* back = Find(*t, "backend", Role::kServer);
+  ASSERT_TRUE(curl && ngs && ngc && apps && appc && back);
+  EXPECT_EQ(&t->spans[0], curl);
+  EXPECT_EQ(curl->parent_id, 0u);
+  EXPECT_EQ(ngs->parent_id, curl->span_id);
+  EXPECT_EQ(ngs->link, Link::kTcpSeq);
+  EXPECT_EQ(ngc->parent_id, ngs->span_id);
+  EXPECT_EQ(ngc->link, Link::kThread);
+  EXPECT_EQ(apps->parent_id, ngc->span_id);
+  EXPECT_EQ(apps->link, Link::kTcpSeq);
+  EXPECT_EQ(appc->parent_id, apps->span_id);
+  EXPECT_EQ(appc->link, Link::kThread);
+  EXPECT_EQ(back->parent_id, appc->span_id);
+  EXPECT_EQ(t->keep_reason, "ratio");
+  ASSERT_EQ(t->warnings.size(), 1u);
+  EXPECT_NE(t->warnings[0].find("root is a client span"), std::string::npos);
+  // The stray call is a trace of its own.
+  EXPECT_EQ(s.ring().stats().traces, 2u);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_linked_total", {{"link", "tcp_seq"}}), 3);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_linked_total", {{"link", "thread"}}), 2);
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 2);
+}
+
+TEST(TraceSamplerTest, HeadersLinkAcrossThreadsAndWinOverThreads) {
+  auto s = Sampler();
+  const std::string a = "traceparent: 00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1111111111111111-01\r\n";
+  const std::string b = "traceparent: 00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-2222222222222222-01\r\n";
+  // A worker thread (7) calls out for request a, served on thread 5.
+  Feed(&s, {Role::kClient, 2, 7, 12, 13, 41000, 8000, 1, "/w", 200, a});
+  // Same thread as request a, but it carries trace b: another request.
+  Feed(&s, {Role::kClient, 2, 5, 12, 13, 41001, 8000, 2, "/v", 200, b});
+  Feed(&s, {Role::kServer, 2, 5, 10, 20, 40000, 80, 3, "/x", 200, a});
+  s.Flush();
+  auto ta = s.ring().Find(*TraceId::FromHex("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+  ASSERT_NE(ta, nullptr);
+  ASSERT_EQ(ta->spans.size(), 2u);
+  EXPECT_EQ(ta->spans[1].link, Link::kHeader);
+  EXPECT_EQ(ta->spans[1].tid, 7u);
+  auto tb = s.ring().Find(*TraceId::FromHex("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
+  ASSERT_NE(tb, nullptr);
+  EXPECT_EQ(tb->spans.size(), 1u);
+}
+
+TEST(TraceSamplerTest, RequestIdGivesTheTraceId) {
+  auto s = Sampler();
+  Feed(&s, {Role::kServer, 2, 5, 10, 20, 40000, 80, 3, "/x", 200, "X-Request-ID: abc-1\r\n"});
+  s.Flush();
+  EXPECT_NE(s.ring().Find(TraceId::FromKey("abc-1")), nullptr);
+}
+
+TEST(TraceSamplerTest, TailSamplingRules) {
+  TraceOptions o = Options();
+  o.sample_ratio = 0;
+  o.slow_threshold_ns = 500 * kMs;
+  auto s = Sampler(o);
+  uint16_t port = 30000;
+  uint64_t t = 1000;
+  auto one = [&](uint64_t dur_ms, int status, const std::string& target) {
+    Feed(&s, {Role::kServer, 2, 5, t, t + dur_ms, port++, 80, port, target, status});
+    t += dur_ms + 1;
+  };
+  one(1, 200, "/fast");   // dropped
+  one(1, 503, "/boom");   // error
+  one(600, 200, "/big");  // slow
+  // /route: 200 observations at 2 ms, then one at 9 ms (over its p99).
+  for (int i = 0; i < 200; ++i) one(2, 200, "/route");
+  one(9, 200, "/route");
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_sampled_total", {{"reason", "error"}}), 1);
+  EXPECT_EQ(Value(s, "redmap_traces_sampled_total", {{"reason", "slow"}}), 1);
+  EXPECT_EQ(Value(s, "redmap_traces_sampled_total", {{"reason", "route_p99"}}), 1);
+  EXPECT_EQ(Value(s, "redmap_traces_sampled_total", {{"reason", "ratio"}}), 0);
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 204);
+  std::map<std::string, std::string> kept;
+  for (const auto& tr : s.ring().Snapshot()) kept[tr->spans[0].route] = tr->keep_reason;
+  EXPECT_EQ(kept, (std::map<std::string, std::string>{
+                      {"/boom", "error"}, {"/big", "slow"}, {"/route", "route_p99"}}));
+}
+
+TEST(TraceSamplerTest, RateLimitAppliesToEveryReason) {
+  TraceOptions o = Options();
+  o.max_traces_per_second = 2;
+  auto s = Sampler(o);
+  for (uint16_t i = 0; i < 5; ++i) {
+    Feed(&s, {Role::kServer, 2, 5, 10, 11, static_cast<uint16_t>(30000 + i), 80, i, "/e", 500});
+  }
+  s.Flush();
+  EXPECT_EQ(s.ring().stats().traces, 2u);
+  EXPECT_EQ(Value(s, "redmap_trace_ring_rejections_total", {{"reason", "rate_limited"}}), 3);
+}
+
+TEST(TraceSamplerTest, PendingTableIsBoundedAndCountsForcedDecisions) {
+  TraceOptions o = Options();
+  o.max_pending_spans = 4;
+  auto s = Sampler(o);
+  for (uint16_t i = 0; i < 10; ++i) {
+    const uint64_t at = 10u + i;
+    Feed(&s, {Role::kServer, 2, 5, at, at + 1, static_cast<uint16_t>(30000 + i), 80, i});
+    EXPECT_LE(s.pending_spans(), 4u);
+  }
+  EXPECT_EQ(Value(s, "redmap_trace_pending_forced_total"), 6);
+  EXPECT_EQ(Value(s, "redmap_trace_pending_spans_limit"), 4);
+  bool warned = false;
+  for (const auto& t : s.ring().Snapshot()) {
+    for (const auto& w : t->warnings) warned = warned || w.find("max_pending_spans") != std::string::npos;
+  }
+  EXPECT_TRUE(warned);
+}
+
+TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {
+  TraceOptions o = Options();
+  o.redact_headers = {"X-Secret"};
+  o.redact_query_params = {"token"};
+  auto s = Sampler(o);
+  Feed(&s, {Role::kServer, 2, 5, 10, 11, 30000, 80, 1, "/a?token=qs3cret", 200,
+            "Authorization: Bearer hs3cret\r\nCookie: cs3cret\r\nX-Secret: xs3cret\r\n"});
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), 1u);
+  const std::string json = Dump(TraceDetailJson(*all[0])) + Dump(JaegerTraceJson(*all[0]));
+  for (const char* secret : {"qs3cret", "hs3cret", "cs3cret", "xs3cret"}) {
+    EXPECT_EQ(json.find(secret), std::string::npos) << secret;
+  }
+  EXPECT_NE(json.find("/a?token=[redacted]"), std::string::npos);
+}
+
+TEST(TraceSamplerTest, ExemplarsPointAtKeptTraces) {
+  auto s = Sampler();
+  Feed(&s, {Role::kServer, 2, 5, 10, 15, 30000, 80, 1, "/users/42", 200,
+            "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"},
+       "api");
+  s.Flush();
+  auto ex = s.exemplars().Lookup("http_server_request_duration_seconds",
+                                 {"api", "GET", "200", "/users/{id}"});
+  ASSERT_EQ(ex.size(), 5u);  // 4 bounds + Inf
+  EXPECT_TRUE(ex[0].trace_id.empty());
+  EXPECT_EQ(ex[1].trace_id, "0af7651916cd43dd8448eb211c80319c");  // 5 ms <= 0.01
+  EXPECT_DOUBLE_EQ(ex[1].value, 0.005);
+}
+
+TEST(TraceSamplerTest, LateSpansExtendTheWait) {
+  auto s = Sampler();
+  Feed(&s, {Role::kServer, 3, 9, 10, 20, 42000, 9000, 5});
+  s.Tick(100 * kMs);  // 80 ms after: still waiting (100 ms wait)
+  Feed(&s, {Role::kClient, 2, 5, 9, 110, 42000, 9000, 5});  // its caller, much later
+  s.Tick(150 * kMs);
+  EXPECT_EQ(s.ring().stats().traces, 0u);
+  s.Tick(211 * kMs);
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0]->spans.size(), 2u);
+}
+
+TEST(TraceRingTest, BoundsEvictionAndMerge) {
+  TraceRing ring(1 << 20, 3);
+  auto make = [](uint64_t id, size_t payload) {
+    Trace t;
+    t.id = TraceId{0, id};
+    TraceSpan s;
+    s.span_id = id;
+    s.request_head.assign(payload, 'x');
+    t.spans.push_back(s);
+    return t;
+  };
+  for (uint64_t i = 1; i <= 5; ++i) ring.Insert(make(i, 10));
+  auto st = ring.stats();
+  EXPECT_EQ(st.traces, 3u);
+  EXPECT_EQ(st.insertions, 5u);
+  EXPECT_EQ(st.evictions, 2u);
+  EXPECT_EQ(ring.Find(TraceId{0, 1}), nullptr);
+  ASSERT_NE(ring.Find(TraceId{0, 5}), nullptr);
+  EXPECT_EQ(ring.Snapshot().front()->id.lo, 5u);  // newest first
+  // Same id: merged, and it becomes the newest.
+  EXPECT_EQ(ring.Insert(make(3, 10)), TraceRing::InsertResult::kMerged);
+  EXPECT_EQ(ring.Find(TraceId{0, 3})->spans.size(), 2u);
+  EXPECT_EQ(ring.Snapshot().front()->id.lo, 3u);
+  EXPECT_EQ(ring.stats().traces, 3u);
+
+  // The byte bound: never exceeded, oldest out first; a trace larger than
+  // the whole ring is refused.
+  TraceRing small(8192, 1000);
+  for (uint64_t i = 1; i <= 50; ++i) {
+    small.Insert(make(i, 1000));
+    EXPECT_LE(small.stats().bytes, 8192u);
+  }
+  EXPECT_GT(small.stats().evictions, 0u);
+  EXPECT_EQ(small.Insert(make(99, 10000)), TraceRing::InsertResult::kTooLarge);
+  EXPECT_EQ(small.stats().too_large, 1u);
+}
+
+}  // namespace
+}  // namespace redmap::traces

@@ -32,16 +32,25 @@ class Pipeline::Impl {
  public:
   explicit Impl(const PipelineOptions& options)
       : options_(options),
+        identities_(IdentityCacheOptionsFrom(options), options.identity, options.k8s_store,
+                    [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
+                      return ProcessName(tgid, comm, ts_ns);
+                    }),
         self_(std::make_shared<SelfMetrics>()),
-        red_(std::make_shared<RedAggregator>(options.red,
-                                             [this](const Span& s) { return ServiceName(s); })),
+        red_(std::make_shared<RedAggregator>(
+            options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }))),
         tcp_(std::make_shared<TcpAggregator>(
             options.network,
             [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
-              return ProcessName(tgid, comm, ts_ns);
+              return identities_.Local(tgid, 0, comm, ts_ns)->name;
             })),
         service_graph_(std::make_shared<ServiceGraphAggregator>(
-            ServiceGraphOptionsFrom(options), [this](const Span& s) { return ServiceName(s); },
+            ServiceGraphOptionsFrom(options),
+            ServiceGraphAggregator::LocalIdentityFn([this](const Span& s) { return Local(s); }),
+            ServiceGraphAggregator::RemoteIdentityFn(
+                [this](const IpAddress& ip, uint64_t now_ns) {
+                  return identities_.Remote(ip, now_ns);
+                }),
             tcp_.get())),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
@@ -66,7 +75,18 @@ class Pipeline::Impl {
     return g;
   }
 
-  std::string ServiceName(const Span& s) { return ProcessName(s.conn.tgid, s.process_name, s.end_ns); }
+  static IdentityCacheOptions IdentityCacheOptionsFrom(const PipelineOptions& o) {
+    IdentityCacheOptions c = o.identity_cache;
+    if (c.node_name.empty()) c.node_name = ServiceGraphOptionsFrom(o).node_name;
+    return c;
+  }
+
+  // The observing process's identity: cached per (tgid, cgroup id).
+  IdentityPtr Local(const Span& s) {
+    return identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
+  }
+
+  std::string ServiceName(const Span& s) { return Local(s)->service_name; }
 
   std::string ProcessName(uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
     if (tgid == 0) return kUnknownService;  // replay: no process
@@ -76,6 +96,7 @@ class Pipeline::Impl {
 
   const PipelineOptions options_;
   ProcessResolver processes_;
+  IdentityCache identities_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;
@@ -170,6 +191,8 @@ int64_t Pipeline::MonotonicToUnixOffsetNs() {
 }
 
 void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
+
+IdentityCache& Pipeline::identities() { return impl_->identities_; }
 
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 

@@ -13,6 +13,7 @@
 #include "exporter/config.h"
 #include "exporter/debug_api.h"
 #include "exporter/http_server.h"
+#include "exporter/identity_sources.h"
 
 namespace redmap {
 
@@ -36,7 +37,9 @@ class Exporter {
  private:
   Exporter() = default;
   // Declaration order is teardown order reversed: the server stops first
-  // (no scrape reads the BPF maps while they go), then the probes detach.
+  // (no scrape reads the BPF maps while they go), then the probes detach;
+  // the identity sources outlive the pipeline that reads them.
+  std::unique_ptr<IdentitySources> identity_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<BpfSource> source_;
   std::unique_ptr<HttpServer> server_;

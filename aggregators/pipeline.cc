@@ -14,6 +14,12 @@ namespace {
 // Housekeeping (idle connections, idle series) at most this often.
 constexpr uint64_t kHousekeepingEveryNs = 1000ull * 1000 * 1000;
 
+uint64_t MonotonicNowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
 // Hands every span to each registered sink, in registration order.
 class FanOut : public SpanSink {
  public:
@@ -41,9 +47,15 @@ class Pipeline::Impl {
             options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }))),
         tcp_(std::make_shared<TcpAggregator>(
             options.network,
-            [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
-              return identities_.Local(tgid, 0, comm, ts_ns)->name;
-            })),
+            ProcessIdentityResolver(
+                [this](uint32_t tgid, uint64_t cgroup_id, std::string_view comm, uint64_t ts_ns) {
+                  return identities_.Local(tgid, cgroup_id, comm, ts_ns)->name;
+                }),
+            RemoteNameResolver(
+            [this](const IpAddress& ip, uint64_t ts_ns) {
+              if (ts_ns == 0) ts_ns = MonotonicNowNs();  // at scrape time
+              return identities_.Remote(ip, ts_ns)->name;
+            }))),
         service_graph_(std::make_shared<ServiceGraphAggregator>(
             ServiceGraphOptionsFrom(options),
             ServiceGraphAggregator::LocalIdentityFn([this](const Span& s) { return Local(s); }),
@@ -81,9 +93,19 @@ class Pipeline::Impl {
     return c;
   }
 
-  // The observing process's identity: cached per (tgid, cgroup id).
+  // The observing process's identity: cached per (tgid, cgroup id), and
+  // resolved once per span for all its sinks (RED, service graph, traces
+  // call this in turn for the same span, on the source thread).
   IdentityPtr Local(const Span& s) {
-    return identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
+    if (last_span_ != &s || last_span_end_ns_ != s.end_ns || !last_identity_ ||
+        last_tgid_ != s.conn.tgid || last_cgroup_id_ != s.cgroup_id) {
+      last_identity_ = identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
+      last_span_ = &s;
+      last_span_end_ns_ = s.end_ns;
+      last_tgid_ = s.conn.tgid;
+      last_cgroup_id_ = s.cgroup_id;
+    }
+    return last_identity_;
   }
 
   std::string ServiceName(const Span& s) { return Local(s)->service_name; }
@@ -97,6 +119,12 @@ class Pipeline::Impl {
   const PipelineOptions options_;
   ProcessResolver processes_;
   IdentityCache identities_;
+  // Local()'s memo of the span being fanned out (source thread only).
+  const Span* last_span_ = nullptr;
+  uint64_t last_span_end_ns_ = 0;
+  uint32_t last_tgid_ = 0;
+  uint64_t last_cgroup_id_ = 0;
+  IdentityPtr last_identity_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;

@@ -79,7 +79,7 @@ void Store::UnindexPod(const PodPtr& p) {
 
 void Store::ReplacePods(std::vector<Pod> pods) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   pods_.clear();
   pods_by_uid_.clear();
   pod_ips_.clear();
@@ -100,7 +100,7 @@ void Store::UpsertPod(Pod pod) {
   auto p = std::make_shared<const Pod>(std::move(pod));
   std::string key = Key(p->meta);
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto it = pods_.find(key);
   if (it != pods_.end()) {
     UnindexPod(it->second);
@@ -114,7 +114,7 @@ void Store::UpsertPod(Pod pod) {
 
 void Store::DeletePod(const ObjectMeta& meta) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto it = pods_.find(Key(meta));
   if (it == pods_.end()) return;
   UnindexPod(it->second);
@@ -137,7 +137,7 @@ void Store::UnindexService(const ServicePtr& s) {
 
 void Store::ReplaceServices(std::vector<Service> services) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   services_.clear();
   service_ips_.clear();
   service_count_ = 0;
@@ -158,7 +158,7 @@ void Store::ReplaceServices(std::vector<Service> services) {
 void Store::UpsertService(Service service) {
   auto s = std::make_shared<const Service>(std::move(service));
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto& ns = services_[s->meta.namespace_];
   auto it = ns.find(s->meta.name);
   if (it != ns.end()) {
@@ -177,7 +177,7 @@ void Store::UpsertService(Service service) {
 
 void Store::DeleteService(const ObjectMeta& meta) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto ns = services_.find(meta.namespace_);
   if (ns == services_.end()) return;
   auto it = ns->second.find(meta.name);
@@ -205,7 +205,7 @@ void Store::UnindexSlice(const SlicePtr& s) {
 
 void Store::ReplaceEndpointSlices(std::vector<EndpointSlice> slices) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   slices_.clear();
   endpoint_ips_.clear();
   for (EndpointSlice& slice : slices) {
@@ -225,7 +225,7 @@ void Store::UpsertEndpointSlice(EndpointSlice slice) {
   auto s = std::make_shared<const EndpointSlice>(std::move(slice));
   std::string key = Key(s->meta);
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto it = slices_.find(key);
   if (it != slices_.end()) {
     UnindexSlice(it->second);
@@ -240,7 +240,7 @@ void Store::UpsertEndpointSlice(EndpointSlice slice) {
 void Store::DeleteEndpointSlice(const ObjectMeta& meta) {
   std::string key = Key(meta);
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto it = slices_.find(key);
   if (it == slices_.end()) return;
   UnindexSlice(it->second);
@@ -251,7 +251,7 @@ void Store::DeleteEndpointSlice(const ObjectMeta& meta) {
 
 void Store::ReplaceOwners(Kind kind, std::vector<OwnerObject> objects) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto& table = kind == Kind::kJobs ? jobs_ : replicasets_;
   table.clear();
   for (OwnerObject& o : objects) {
@@ -264,7 +264,7 @@ void Store::ReplaceOwners(Kind kind, std::vector<OwnerObject> objects) {
 void Store::UpsertOwner(Kind kind, OwnerObject object) {
   std::string key = Key(object.meta);
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   auto& table = kind == Kind::kJobs ? jobs_ : replicasets_;
   auto it = table.find(key);
   if (it != table.end()) {
@@ -276,7 +276,7 @@ void Store::UpsertOwner(Kind kind, OwnerObject object) {
 
 void Store::DeleteOwner(Kind kind, const ObjectMeta& meta) {
   absl::MutexLock l(&mu_);
-  ++generation_;
+  generation_.fetch_add(1, std::memory_order_release);
   (kind == Kind::kJobs ? jobs_ : replicasets_).erase(Key(meta));
 }
 
@@ -372,8 +372,9 @@ std::optional<ObjectIdentity> Store::ByIp(const IpAddress& ip_in) const {
 }
 
 uint64_t Store::generation() const {
-  absl::ReaderMutexLock l(&mu_);
-  return generation_;
+  // Lock-free: read per span by the identity cache. Bumped under mu_ after
+  // the write, so a reader that sees the new value finds the new data.
+  return generation_.load(std::memory_order_acquire);
 }
 
 StoreCounts Store::counts() const {

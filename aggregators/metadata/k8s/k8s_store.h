@@ -12,6 +12,7 @@
 #define REDMAP_AGGREGATORS_METADATA_K8S_K8S_STORE_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -114,7 +115,7 @@ class Store {
 
   const size_t max_objects_;
   mutable absl::Mutex mu_;
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> generation_{0};
   std::array<uint64_t, kNumKinds> dropped_ ABSL_GUARDED_BY(mu_){};
 
   // Keyed "namespace/name".

@@ -337,7 +337,7 @@ bool Client::OnWatchLine(Reflector& r, std::string_view line) {
                    ? obj["code"].get<int>()
                    : 0;
     r.gone = code == 410;
-    r.abort_reason = absl::StrCat("watch ERROR ", code, ": ", DescribeBody(obj.dump()));
+    r.abort_reason = absl::StrCat("watch ERROR ", code, ": ", DescribeBody(obj.dump(-1, ' ', false, json::error_handler_t::replace)));
     return false;
   }
   std::string rv = MetaString(obj, "resourceVersion");

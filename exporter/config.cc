@@ -214,6 +214,8 @@ const std::map<std::string, Setter>& Keys() {
        }},
       {"red.server_drop_labels", DropLabels(true, &Config::Red::server_drop_labels)},
       {"red.client_drop_labels", DropLabels(false, &Config::Red::client_drop_labels)},
+      {"red.server_keep_labels", DropLabels(true, &Config::Red::server_keep_labels)},
+      {"red.client_keep_labels", DropLabels(false, &Config::Red::client_keep_labels)},
       {"kubernetes.enabled",
        [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
          const std::string v = n.IsScalar() ? n.Scalar() : "";

@@ -41,9 +41,12 @@ struct Config {
     uint32_t series_ttl_seconds = 600;  // series not updated this long disappear
     // Routes tried before the heuristics: "/api/users/{id}", "/static/**".
     std::vector<std::string> route_patterns;
-    // Labels left out of http_server_* / http_client_* series.
+    // Labels left out of http_server_* / http_client_* series (deny lists),
+    // and, when not empty, the only labels kept besides service_name (allow).
     std::vector<std::string> server_drop_labels;
     std::vector<std::string> client_drop_labels;
+    std::vector<std::string> server_keep_labels;
+    std::vector<std::string> client_keep_labels;
   } red;
 
   // TCP network health per edge (redmap_tcp_*).

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,20 @@
 
 namespace redmap {
 
+std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep) {
+  std::vector<std::string> out = drop;
+  if (keep.empty()) return out;
+  for (const std::string& name : RedLabelNames(server)) {
+    if (name == "service_name") continue;
+    if (std::find(keep.begin(), keep.end(), name) == keep.end() &&
+        std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
 PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   PipelineOptions o;
   o.conntrack.max_connections = config.conntrack.max_connections;
@@ -27,8 +42,10 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   if (auto patterns = RoutePatterns::Create(config.red.route_patterns); patterns.ok()) {
     o.red.route_patterns = std::move(*patterns);
   }
-  o.red.server_drop_labels = config.red.server_drop_labels;
-  o.red.client_drop_labels = config.red.client_drop_labels;
+  o.red.server_drop_labels =
+      DroppedLabels(true, config.red.server_drop_labels, config.red.server_keep_labels);
+  o.red.client_drop_labels =
+      DroppedLabels(false, config.red.client_drop_labels, config.red.client_keep_labels);
   o.identity_cache.max_entries = config.identity.cache_entries;
   o.identity_cache.pod_label_at_any_level = config.identity.pod_name_label;
   o.network.connect_buckets = config.network.connect_buckets;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "aggregators/pipeline.h"
@@ -18,6 +19,10 @@
 namespace redmap {
 
 PipelineOptions PipelineOptionsFromConfig(const Config& config);
+// A RED family's labels to drop: `drop`, plus every label but service_name
+// not in `keep` when keep is not empty.
+std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep);
 
 class Exporter {
  public:

@@ -205,6 +205,7 @@ class RedAggregator::Impl {
       const FamilyDesc& f = fi == 0 ? kServerFamily : kClientFamily;
       const FamilySnapshot& snap = snaps[fi];
       const std::vector<std::string>& names = fi == 0 ? server_names_ : client_names_;
+      const std::vector<bool>& drop = fi == 0 ? server_drop_ : client_drop_;
       MetricFamily fam{f.name, f.help, MetricType::Histogram, {}};
       fam.metric.resize(snap.entries.size());
       for (size_t si = 0; si < snap.entries.size(); ++si) {
@@ -212,8 +213,9 @@ class RedAggregator::Impl {
         ClientMetric& m = fam.metric[si];
         m.label.reserve(names.size());
         for (size_t i = 0; i < names.size() && i < e.labels->size(); ++i) {
-          // Identity labels are absent when empty (outside Kubernetes).
-          if (i >= f.fixed_labels && (*e.labels)[i].empty()) continue;
+          // Dropped labels are left out; identity labels are absent when
+          // empty (outside Kubernetes).
+          if (drop[i] || (i >= f.fixed_labels && (*e.labels)[i].empty())) continue;
           m.label.push_back({names[i], (*e.labels)[i]});
         }
         m.histogram.sample_count = e.count;

@@ -43,7 +43,7 @@ struct RedOptions {
   // Configured routes, tried before the heuristics (red.route_patterns).
   RoutePatterns route_patterns;
   // Labels left out of each family (red.drop_labels / red.keep_labels,
-  // resolved by the config): a dropped label is empty in every series, so
+  // resolved by the config): a dropped label is left out of every series, so
   // series that differed only in it merge. Any label but service_name.
   std::vector<std::string> server_drop_labels;
   std::vector<std::string> client_drop_labels;

@@ -114,6 +114,8 @@ class K8sIdentityTest : public ::testing::Test {
                      "red:\n  max_series: ", kSeriesCap, "\n  series_ttl_seconds: ", kTtlSeconds,
                      "\n  route_patterns: [\"/sku/{sku}\"]\n"
                      "  server_drop_labels: [k8s_owner_kind]\n"
+                     "  client_keep_labels: [http_route, http_response_status_code, "
+                     "k8s_namespace_name]\n"
                      "network:\n  series_ttl_seconds: ", kTtlSeconds,
                      "\nservice_graph:\n  series_ttl_seconds: ", kTtlSeconds, "\n"));
 
@@ -229,6 +231,19 @@ TEST_F(K8sIdentityTest, EdgesRedAndCardinalityNameWorkloads) {
   for (const std::string& line : std::vector<std::string>(absl::StrSplit(e.text(), '\n'))) {
     if (line.rfind(kServer, 0) == 0) {
       EXPECT_EQ(line.find("k8s_owner_kind="), std::string::npos) << line;
+    }
+  }
+  // Allow list on the client family: service_name and the three kept only.
+  EXPECT_GE(e.Sum("http_client_request_duration_seconds_count",
+                  {{"service_name", "frontend"},
+                   {"k8s_namespace_name", "shop"},
+                   {"http_route", "/api/orders/{id}"},
+                   {"http_response_status_code", "200"}}),
+            40);
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(e.text(), '\n'))) {
+    if (line.rfind("http_client_request_duration_seconds", 0) == 0) {
+      EXPECT_EQ(line.find("server_address="), std::string::npos) << line;
+      EXPECT_EQ(line.find("k8s_node_name="), std::string::npos) << line;
     }
   }
   EXPECT_EQ(e.Count(absl::StrCat(kServer, "_count"), {{"k8s_pod_name", "backend-5f6b-k8p2z"}}), 0)

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "exporter/exporter.h"
 #include "tests/testlib/status_matchers.h"
 
 namespace redmap {
@@ -107,6 +109,7 @@ red:
   route_patterns: ["/api/users/{id}", "/static/**"]
   server_drop_labels: [k8s_owner_kind, http_response_status_code]
   client_drop_labels: [server_port]
+  server_keep_labels: [http_route, k8s_namespace_name]
 )");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->kubernetes.enabled, Config::Kubernetes::Mode::kOn);
@@ -121,6 +124,16 @@ red:
   EXPECT_EQ(c->red.route_patterns.size(), 2u);
   EXPECT_EQ(c->red.server_drop_labels.size(), 2u);
   EXPECT_EQ(c->red.client_drop_labels, std::vector<std::string>{"server_port"});
+  // Allow list: everything else but service_name is dropped.
+  const std::vector<std::string> dropped =
+      DroppedLabels(true, c->red.server_drop_labels, c->red.server_keep_labels);
+  for (const char* kept : {"service_name", "http_route", "k8s_namespace_name"}) {
+    EXPECT_EQ(std::count(dropped.begin(), dropped.end(), kept), 0) << kept;
+  }
+  for (const char* gone : {"http_request_method", "k8s_node_name", "k8s_owner_kind"}) {
+    EXPECT_EQ(std::count(dropped.begin(), dropped.end(), gone), 1) << gone;
+  }
+  EXPECT_EQ(DroppedLabels(false, {"server_port"}, {}), std::vector<std::string>{"server_port"});
 
   struct Case {
     const char* yaml;

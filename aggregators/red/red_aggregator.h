@@ -42,7 +42,7 @@ struct RedOptions {
   uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
   // Configured routes, tried before the heuristics (red.route_patterns).
   RoutePatterns route_patterns;
-  // Labels left out of each family (red.drop_labels / red.keep_labels,
+  // Labels left out of each family (red.*_drop_labels / red.*_keep_labels,
   // resolved by the config): a dropped label is left out of every series, so
   // series that differed only in it merge. Any label but service_name.
   std::vector<std::string> server_drop_labels;

@@ -28,8 +28,16 @@ absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const C
   }
   auto api = k8s::LoadApiServerConfig(kc.kubeconfig);
   if (!api.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kubernetes.kubeconfig: ", api.status().message()));
+    // Explicitly asked for (enabled: true, or a kubeconfig named in the
+    // config): a clear error. Merely guessed from the environment
+    // ($KUBECONFIG, KUBERNETES_SERVICE_HOST): say why once and run without.
+    if (kc.enabled == Config::Kubernetes::Mode::kOn || !kc.kubeconfig.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kubernetes.kubeconfig: ", api.status().message()));
+    }
+    fprintf(stderr, "redmap: kubernetes identities off: %s (kubernetes.enabled: auto)\n",
+            std::string(api.status().message()).c_str());
+    return s;
   }
   auto level = ParseEdgeLevel(ic.edge_level);
   if (!level.ok()) {

@@ -14,6 +14,12 @@ namespace {
 // Housekeeping (idle connections, idle series) at most this often.
 constexpr uint64_t kHousekeepingEveryNs = 1000ull * 1000 * 1000;
 
+uint64_t MonotonicNowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
 // Hands every span to each registered sink, in registration order.
 class FanOut : public SpanSink {
  public:
@@ -32,16 +38,31 @@ class Pipeline::Impl {
  public:
   explicit Impl(const PipelineOptions& options)
       : options_(options),
+        identities_(IdentityCacheOptionsFrom(options), options.identity, options.k8s_store,
+                    [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
+                      return ProcessName(tgid, comm, ts_ns);
+                    }),
         self_(std::make_shared<SelfMetrics>()),
-        red_(std::make_shared<RedAggregator>(options.red,
-                                             [this](const Span& s) { return ServiceName(s); })),
+        red_(std::make_shared<RedAggregator>(
+            options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }))),
         tcp_(std::make_shared<TcpAggregator>(
             options.network,
-            [this](uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
-              return ProcessName(tgid, comm, ts_ns);
-            })),
+            ProcessIdentityResolver(
+                [this](uint32_t tgid, uint64_t cgroup_id, std::string_view comm, uint64_t ts_ns) {
+                  return identities_.Local(tgid, cgroup_id, comm, ts_ns)->name;
+                }),
+            RemoteNameResolver(
+            [this](const IpAddress& ip, uint64_t ts_ns) {
+              if (ts_ns == 0) ts_ns = MonotonicNowNs();  // at scrape time
+              return identities_.Remote(ip, ts_ns)->name;
+            }))),
         service_graph_(std::make_shared<ServiceGraphAggregator>(
-            ServiceGraphOptionsFrom(options), [this](const Span& s) { return ServiceName(s); },
+            ServiceGraphOptionsFrom(options),
+            ServiceGraphAggregator::LocalIdentityFn([this](const Span& s) { return Local(s); }),
+            ServiceGraphAggregator::RemoteIdentityFn(
+                [this](const IpAddress& ip, uint64_t now_ns) {
+                  return identities_.Remote(ip, now_ns);
+                }),
             tcp_.get())),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
         tracker_(options.conntrack, &fanout_, self_.get()) {
@@ -66,7 +87,28 @@ class Pipeline::Impl {
     return g;
   }
 
-  std::string ServiceName(const Span& s) { return ProcessName(s.conn.tgid, s.process_name, s.end_ns); }
+  static IdentityCacheOptions IdentityCacheOptionsFrom(const PipelineOptions& o) {
+    IdentityCacheOptions c = o.identity_cache;
+    if (c.node_name.empty()) c.node_name = ServiceGraphOptionsFrom(o).node_name;
+    return c;
+  }
+
+  // The observing process's identity: cached per (tgid, cgroup id), and
+  // resolved once per span for all its sinks (RED, service graph, traces
+  // call this in turn for the same span, on the source thread).
+  IdentityPtr Local(const Span& s) {
+    if (last_span_ != &s || last_span_end_ns_ != s.end_ns || !last_identity_ ||
+        last_tgid_ != s.conn.tgid || last_cgroup_id_ != s.cgroup_id) {
+      last_identity_ = identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
+      last_span_ = &s;
+      last_span_end_ns_ = s.end_ns;
+      last_tgid_ = s.conn.tgid;
+      last_cgroup_id_ = s.cgroup_id;
+    }
+    return last_identity_;
+  }
+
+  std::string ServiceName(const Span& s) { return Local(s)->service_name; }
 
   std::string ProcessName(uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
     if (tgid == 0) return kUnknownService;  // replay: no process
@@ -76,6 +118,13 @@ class Pipeline::Impl {
 
   const PipelineOptions options_;
   ProcessResolver processes_;
+  IdentityCache identities_;
+  // Local()'s memo of the span being fanned out (source thread only).
+  const Span* last_span_ = nullptr;
+  uint64_t last_span_end_ns_ = 0;
+  uint32_t last_tgid_ = 0;
+  uint64_t last_cgroup_id_ = 0;
+  IdentityPtr last_identity_;
   std::shared_ptr<SelfMetrics> self_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;
@@ -170,6 +219,8 @@ int64_t Pipeline::MonotonicToUnixOffsetNs() {
 }
 
 void Pipeline::AddSpanSink(SpanSink* sink) { impl_->fanout_.Add(sink); }
+
+IdentityCache& Pipeline::identities() { return impl_->identities_; }
 
 SelfMetrics& Pipeline::self_metrics() { return *impl_->self_; }
 

@@ -14,6 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "aggregators/conntrack/conn_tracker.h"
+#include "aggregators/metadata/identity.h"
+#include "aggregators/metadata/identity_cache.h"
 #include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/self/self_metrics.h"
@@ -43,6 +45,14 @@ struct PipelineOptions {
   // (Pipeline::MonotonicToUnixOffsetNs() for live sources, 0 for captures).
   bool traces_enabled = true;
   traces::TraceOptions traces;
+  // Kubernetes identities (aggregators/metadata/): when set, local
+  // processes are named by their pod (cgroup id, else /proc/<pid>/cgroup)
+  // and remote addresses by pod, Service, DNS, CIDR or "external"; both must
+  // outlive the pipeline. Null: process names and IP addresses, as without
+  // Kubernetes. node_name of identity_cache defaults to the service graph's.
+  const IdentityResolver* identity = nullptr;
+  const k8s::Store* k8s_store = nullptr;
+  IdentityCacheOptions identity_cache;
 };
 
 class Pipeline : public EventSink {
@@ -67,6 +77,8 @@ class Pipeline : public EventSink {
   traces::TraceSampler* trace_sampler();
   // CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.
   static int64_t MonotonicToUnixOffsetNs();
+  // The identity cache every family labels through.
+  IdentityCache& identities();
   // Everything /metrics should collect, self-metrics included.
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
 

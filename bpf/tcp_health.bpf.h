@@ -51,6 +51,7 @@ struct tcp_conn {
 	__u32 retrans_seen; /* tp->total_retrans at the last retransmit event */
 	__u32 pad;
 	char comm[16];
+	__u64 cgroup_id; /* owner's, taken in its process context */
 };
 
 /* struct sock * -> connection, from SYN_SENT (client) or ESTABLISHED
@@ -99,6 +100,7 @@ static __always_inline void tcp_fill_owner(struct redmap_tcp_event *ev, const st
 	if (!tc)
 		return;
 	ev->tgid = tc->tgid;
+	ev->cgroup_id = tc->cgroup_id;
 	ev->role = tc->role;
 	__builtin_memcpy(ev->comm, tc->comm, sizeof(ev->comm));
 }
@@ -119,6 +121,7 @@ static __always_inline void tcp_submit(struct redmap_tcp_event *ev)
 static __always_inline void tcp_set_current_owner(struct tcp_conn *tc)
 {
 	tc->tgid = bpf_get_current_pid_tgid() >> 32;
+	tc->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_probe_read_kernel_str(tc->comm, sizeof(tc->comm), bpf_get_current_task_btf()->group_leader->comm);
 }
 
@@ -277,6 +280,7 @@ int BPF_PROG(tcp_state, const struct sock *sk, const int oldstate, const int new
 		ev.sk = key;
 		ev.role = REDMAP_ROLE_SERVER;
 		ev.tgid = bpf_get_current_pid_tgid() >> 32;
+		ev.cgroup_id = bpf_get_current_cgroup_id();
 		bpf_probe_read_kernel_str(ev.comm, sizeof(ev.comm),
 					  bpf_get_current_task_btf()->group_leader->comm);
 		tcp_submit(&ev);

@@ -55,6 +55,7 @@ struct redmap_tcp_event {
 	__u8 local_addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 	__u8 remote_addr[16];
 	char comm[16]; /* when tgid != 0 */
+	__u64 cgroup_id; /* owner's cgroup v2 id (when tgid != 0): its pod */
 };
 
 #endif /* REDMAP_BPF_TCP_HEALTH_H */

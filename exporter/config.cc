@@ -1,5 +1,6 @@
 #include "exporter/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "aggregators/metadata/cidr_names.h"
+#include "aggregators/metadata/identity.h"
+#include "aggregators/red/red_aggregator.h"
+#include "aggregators/red/route_normalizer.h"
 #include "exporter/listen_address.h"
 #include "yaml-cpp/yaml.h"
 
@@ -119,6 +124,43 @@ Setter Buckets(Section Config::*section, std::vector<double> Section::*field) {
   };
 }
 
+template <typename Section>
+Setter Bool(Section Config::*section, bool Section::*field) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) {
+    return ReadBool(n, key, &((c->*section).*field));
+  };
+}
+
+template <typename Section>
+Setter Text(Section Config::*section, std::string Section::*field, const char* what) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+    if (!n.IsScalar()) return BadValue(key, what, n);
+    (c->*section).*field = n.Scalar();
+    return absl::OkStatus();
+  };
+}
+
+// A list of label names of a RED family (server or client side).
+Setter DropLabels(bool server, std::vector<std::string> Config::Red::*field) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+    if (!n.IsSequence()) return BadValue(key, "must be a list of label names", n);
+    const std::vector<std::string> names = RedLabelNames(server);
+    std::vector<std::string> out;
+    for (const auto& item : n) {
+      if (!item.IsScalar() || item.Scalar() == "service_name" ||
+          std::find(names.begin(), names.end(), item.Scalar()) == names.end()) {
+        return BadValue(key,
+                        absl::StrCat("every entry must be one of ",
+                                     absl::StrJoin(names.begin() + 1, names.end(), ", ")),
+                        item);
+      }
+      out.push_back(item.Scalar());
+    }
+    c->red.*field = std::move(out);
+    return absl::OkStatus();
+  };
+}
+
 const std::map<std::string, Setter>& Keys() {
   static const auto* keys = new std::map<std::string, Setter>{
       {"web.listen_address",
@@ -157,6 +199,99 @@ const std::map<std::string, Setter>& Keys() {
       {"red.buckets", Buckets(&Config::red, &Config::Red::buckets)},
       {"red.max_series", U32(&Config::red, &Config::Red::max_series, 1, 1u << 20)},
       {"red.series_ttl_seconds", U32(&Config::red, &Config::Red::series_ttl_seconds, 1, 86400 * 7)},
+      {"red.route_patterns",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsSequence()) return BadValue(key, "must be a list of route patterns", n);
+         std::vector<std::string> patterns;
+         for (const auto& item : n) {
+           if (!item.IsScalar()) return BadValue(key, "every entry must be a route pattern", item);
+           patterns.push_back(item.Scalar());
+         }
+         auto checked = RoutePatterns::Create(patterns, key);
+         if (!checked.ok()) return checked.status();
+         c->red.route_patterns = std::move(patterns);
+         return absl::OkStatus();
+       }},
+      {"red.server_drop_labels", DropLabels(true, &Config::Red::server_drop_labels)},
+      {"red.client_drop_labels", DropLabels(false, &Config::Red::client_drop_labels)},
+      {"red.server_keep_labels", DropLabels(true, &Config::Red::server_keep_labels)},
+      {"red.client_keep_labels", DropLabels(false, &Config::Red::client_keep_labels)},
+      {"kubernetes.enabled",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         const std::string v = n.IsScalar() ? n.Scalar() : "";
+         if (v == "auto") {
+           c->kubernetes.enabled = Config::Kubernetes::Mode::kAuto;
+         } else if (v == "true") {
+           c->kubernetes.enabled = Config::Kubernetes::Mode::kOn;
+         } else if (v == "false") {
+           c->kubernetes.enabled = Config::Kubernetes::Mode::kOff;
+         } else {
+           return BadValue(key, "must be auto, true or false", n);
+         }
+         return absl::OkStatus();
+       }},
+      {"kubernetes.kubeconfig",
+       Text(&Config::kubernetes, &Config::Kubernetes::kubeconfig, "must be a file path")},
+      {"kubernetes.node_name",
+       Text(&Config::kubernetes, &Config::Kubernetes::node_name, "must be a node name")},
+      {"kubernetes.cluster_wide", Bool(&Config::kubernetes, &Config::Kubernetes::cluster_wide)},
+      {"kubernetes.watch_services",
+       Bool(&Config::kubernetes, &Config::Kubernetes::watch_services)},
+      {"kubernetes.watch_owners", Bool(&Config::kubernetes, &Config::Kubernetes::watch_owners)},
+      {"kubernetes.max_objects_per_kind",
+       U32(&Config::kubernetes, &Config::Kubernetes::max_objects_per_kind, 1, 10000000)},
+      {"kubernetes.list_page_size",
+       U32(&Config::kubernetes, &Config::Kubernetes::list_page_size, 1, 10000)},
+      {"kubernetes.watch_timeout_seconds",
+       U32(&Config::kubernetes, &Config::Kubernetes::watch_timeout_seconds, 1, 3600)},
+      {"kubernetes.backoff_initial_ms",
+       U32(&Config::kubernetes, &Config::Kubernetes::backoff_initial_ms, 1, 600000)},
+      {"kubernetes.backoff_max_ms",
+       U32(&Config::kubernetes, &Config::Kubernetes::backoff_max_ms, 1, 3600000)},
+      {"identity.edge_level",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsScalar() || !ParseEdgeLevel(n.Scalar()).ok()) {
+           return BadValue(key, "must be pod, workload or service", n);
+         }
+         c->identity.edge_level = n.Scalar();
+         return absl::OkStatus();
+       }},
+      {"identity.external_name",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsScalar() || n.Scalar().empty() || n.Scalar().size() > 128) {
+           return BadValue(key, "must be a name of 1 to 128 characters", n);
+         }
+         c->identity.external_name = n.Scalar();
+         return absl::OkStatus();
+       }},
+      {"identity.cidr_names",
+       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+         if (!n.IsMap()) return BadValue(key, "must be a map of CIDR: name", n);
+         std::vector<std::pair<std::string, std::string>> out;
+         for (const auto& kv : n) {
+           if (!kv.first.IsScalar() || !kv.second.IsScalar() || kv.second.Scalar().empty()) {
+             return BadValue(key, "every entry must be CIDR: name", kv.second);
+           }
+           out.emplace_back(kv.first.Scalar(), kv.second.Scalar());
+         }
+         if (out.size() > 10000) return BadValue(key, "at most 10000 ranges", n);
+         auto checked = CidrNames::Create(out);
+         if (!checked.ok()) {
+           return absl::InvalidArgumentError(
+               absl::StrCat(key, ": ", checked.status().message()));
+         }
+         c->identity.cidr_names = std::move(out);
+         return absl::OkStatus();
+       }},
+      {"identity.pod_name_label", Bool(&Config::identity, &Config::Identity::pod_name_label)},
+      {"identity.cgroup_root",
+       Text(&Config::identity, &Config::Identity::cgroup_root, "must be a directory path")},
+      {"identity.cgroup_cache_entries",
+       U32(&Config::identity, &Config::Identity::cgroup_cache_entries, 1, 1u << 22)},
+      {"identity.cache_entries",
+       U32(&Config::identity, &Config::Identity::cache_entries, 1, 1u << 22)},
+      {"identity.dns_cache_entries",
+       U32(&Config::identity, &Config::Identity::dns_cache_entries, 1, 1u << 22)},
       {"network.enabled",
        [](const YAML::Node& n, const std::string& key, Config* c) {
          return ReadBool(n, key, &c->network.enabled);

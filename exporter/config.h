@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +39,14 @@ struct Config {
                                    0.5,     1,      2.5,     5,      10};
     uint32_t max_series = 10000;      // per metric family; beyond: overflow series
     uint32_t series_ttl_seconds = 600;  // series not updated this long disappear
+    // Routes tried before the heuristics: "/api/users/{id}", "/static/**".
+    std::vector<std::string> route_patterns;
+    // Labels left out of http_server_* / http_client_* series (deny lists),
+    // and, when not empty, the only labels kept besides service_name (allow).
+    std::vector<std::string> server_drop_labels;
+    std::vector<std::string> client_drop_labels;
+    std::vector<std::string> server_keep_labels;
+    std::vector<std::string> client_keep_labels;
   } red;
 
   // TCP network health per edge (redmap_tcp_*).
@@ -61,6 +70,37 @@ struct Config {
     uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
     uint32_t series_ttl_seconds = 600;  // edges not updated this long disappear
   } service_graph;
+
+  // The Kubernetes API (aggregators/metadata/k8s/): list + watch of pods,
+  // Services, EndpointSlices, ReplicaSets and Jobs. docs/kubernetes.md.
+  struct Kubernetes {
+    enum class Mode { kAuto, kOn, kOff };
+    // auto: on when `kubeconfig` is set, or in a pod (KUBERNETES_SERVICE_HOST),
+    // or $KUBECONFIG is set; on: fail at start without an API; off: never.
+    Mode enabled = Mode::kAuto;
+    std::string kubeconfig;  // explicit kubeconfig file
+    std::string node_name;   // empty: $NODE_NAME, else the host name
+    bool cluster_wide = true;    // pods of every node + EndpointSlices
+    bool watch_services = true;
+    bool watch_owners = true;    // ReplicaSets, Jobs (metadata only)
+    uint32_t max_objects_per_kind = 200000;
+    uint32_t list_page_size = 500;
+    uint32_t watch_timeout_seconds = 300;
+    uint32_t backoff_initial_ms = 500;
+    uint32_t backoff_max_ms = 30000;
+  } kubernetes;
+
+  // How both ends of an edge are named (aggregators/metadata/).
+  struct Identity {
+    std::string edge_level = "workload";  // pod | workload | service
+    std::string external_name = "external";
+    std::vector<std::pair<std::string, std::string>> cidr_names;  // CIDR -> name
+    bool pod_name_label = false;  // k8s_pod_name at every edge level, not only "pod"
+    std::string cgroup_root;      // empty: from /proc/self/mountinfo
+    uint32_t cgroup_cache_entries = 16384;
+    uint32_t cache_entries = 65536;  // per table (local processes, remote addresses)
+    uint32_t dns_cache_entries = 10000;
+  } identity;
 
   // The debug listener: sampled traces (JSON, Jaeger query API, HTML).
   struct Debug {

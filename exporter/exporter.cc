@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -9,10 +10,25 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "aggregators/metadata/identity_metrics.h"
 #include "aggregators/self/process_metrics.h"
 #include "exporter/tracefs.h"
 
 namespace redmap {
+
+std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep) {
+  std::vector<std::string> out = drop;
+  if (keep.empty()) return out;
+  for (const std::string& name : RedLabelNames(server)) {
+    if (name == "service_name") continue;
+    if (std::find(keep.begin(), keep.end(), name) == keep.end() &&
+        std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
 
 PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   PipelineOptions o;
@@ -22,6 +38,16 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.red.buckets = config.red.buckets;
   o.red.max_series = config.red.max_series;
   o.red.series_ttl_ns = uint64_t{config.red.series_ttl_seconds} * 1000000000ull;
+  // Validated when the config was read.
+  if (auto patterns = RoutePatterns::Create(config.red.route_patterns); patterns.ok()) {
+    o.red.route_patterns = std::move(*patterns);
+  }
+  o.red.server_drop_labels =
+      DroppedLabels(true, config.red.server_drop_labels, config.red.server_keep_labels);
+  o.red.client_drop_labels =
+      DroppedLabels(false, config.red.client_drop_labels, config.red.client_keep_labels);
+  o.identity_cache.max_entries = config.identity.cache_entries;
+  o.identity_cache.pod_label_at_any_level = config.identity.pod_name_label;
   o.network.connect_buckets = config.network.connect_buckets;
   o.network.rtt_buckets = config.network.rtt_buckets;
   o.network.max_connections = config.network.max_connections;
@@ -71,7 +97,14 @@ absl::StatusOr<std::string> ReadBearerToken(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config) {
   std::unique_ptr<Exporter> e(new Exporter());
+  auto identity = IdentitySources::Create(config);
+  if (!identity.ok()) return identity.status();
+  e->identity_ = std::move(*identity);
   PipelineOptions options = PipelineOptionsFromConfig(config);
+  options.identity = e->identity_->resolver();
+  options.k8s_store = e->identity_->store();
+  options.identity_cache.node_name = e->identity_->node_name();
+  options.service_graph.node_name = e->identity_->node_name();
   options.traces.unix_offset_ns = Pipeline::MonotonicToUnixOffsetNs();
   auto pipeline = Pipeline::Create(options);
   if (!pipeline.ok()) return pipeline.status();
@@ -85,8 +118,10 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   // worth a scrape even while the probes load.
   // The live exporter also reports its own process (CPU, RSS, fds); replay
   // output stays deterministic without it.
-  std::vector<std::shared_ptr<prometheus::Collectable>> collectables =
-      e->pipeline_->Collectables();
+  auto collectables = e->pipeline_->Collectables();
+  collectables.push_back(std::make_shared<IdentityMetrics>(
+      e->identity_->client(), e->identity_->store(), e->identity_->resolver(),
+      &e->pipeline_->identities(), e->identity_->cgroups()));
   collectables.push_back(std::make_shared<ProcessMetrics>());
   e->server_->SetCollectables(std::move(collectables));
 

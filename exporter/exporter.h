@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "aggregators/pipeline.h"
@@ -13,10 +14,15 @@
 #include "exporter/config.h"
 #include "exporter/debug_api.h"
 #include "exporter/http_server.h"
+#include "exporter/identity_sources.h"
 
 namespace redmap {
 
 PipelineOptions PipelineOptionsFromConfig(const Config& config);
+// A RED family's labels to drop: `drop`, plus every label but service_name
+// not in `keep` when keep is not empty.
+std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep);
 
 class Exporter {
  public:
@@ -36,7 +42,9 @@ class Exporter {
  private:
   Exporter() = default;
   // Declaration order is teardown order reversed: the server stops first
-  // (no scrape reads the BPF maps while they go), then the probes detach.
+  // (no scrape reads the BPF maps while they go), then the probes detach;
+  // the identity sources outlive the pipeline that reads them.
+  std::unique_ptr<IdentitySources> identity_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<BpfSource> source_;
   std::unique_ptr<HttpServer> server_;

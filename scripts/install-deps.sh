@@ -9,12 +9,14 @@ BUILD_PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev             # metrics model + HTTP server
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev # status/containers, config, JSON
   libpcap-dev                                    # --replay of captures
+  libcurl4-openssl-dev                           # Kubernetes API client (list/watch over TLS)
 )
 TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev  # tests, fuzzers, benchmarks
   nginx-light nghttp2-client wrk curl python3                    # real servers and clients
   prometheus                                                      # promtool check metrics
   tcpdump iproute2 procps nftables                                # captures, namespaces, loss
+  openssl                                                         # certificates for the TLS API-client test
   chromium                                                        # renders the traces page (headless)
   prometheus-alertmanager redis-server                            # alert delivery e2e, the demo's cache
 )

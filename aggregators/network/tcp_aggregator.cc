@@ -131,8 +131,8 @@ std::string_view ConnectFailureReason(int error) { return kReasonNames[ReasonOf(
 
 class TcpAggregator::Impl {
  public:
-  Impl(const NetworkOptions& options, ProcessNameResolver resolver)
-      : options_(options), resolver_(std::move(resolver)) {}
+  Impl(const NetworkOptions& options, ProcessIdentityResolver resolver, RemoteNameResolver remote)
+      : options_(options), resolver_(std::move(resolver)), remote_(std::move(remote)) {}
 
   void OnTcp(const TcpEvent& e) {
     absl::MutexLock l(&mu_);
@@ -338,7 +338,7 @@ class TcpAggregator::Impl {
     k.local = std::move(local_name);
     if (side == Role::kServer) {
       auto it = client_endpoints_.find(e.remote);
-      k.peer_name = it != client_endpoints_.end() ? it->second.name : e.remote.addr.ToString();
+      k.peer_name = it != client_endpoints_.end() ? it->second.name : RemoteName(e.remote.addr, e.ts_ns);
       k.server_port = e.local.port;
     } else {
       k.peer = e.remote;
@@ -348,7 +348,7 @@ class TcpAggregator::Impl {
   }
 
   std::string LocalName(const TcpEvent& e, Role side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (e.tgid != 0) return resolver_(e.tgid, e.process_name, e.ts_ns);
+    if (e.tgid != 0) return resolver_(e.tgid, e.cgroup_id, e.process_name, e.ts_ns);
     if (side == Role::kServer) {
       if (const std::string* n = Listener(e.local, /*wildcard=*/true)) return *n;
     }
@@ -396,7 +396,12 @@ class TcpAggregator::Impl {
     std::string port = std::to_string(k.server_port);
     if (k.side == Role::kServer) return {side, k.peer_name, k.local, port};
     const std::string* server = Listener(k.peer, /*wildcard=*/true);
-    return {side, k.local, server != nullptr ? *server : k.peer.addr.ToString(), port};
+    return {side, k.local, server != nullptr ? *server : RemoteName(k.peer.addr, 0), port};
+  }
+
+  // ts_ns 0: at scrape time (the cache's own clock decides freshness).
+  std::string RemoteName(const IpAddress& ip, uint64_t ts_ns) const {
+    return remote_ ? remote_(ip, ts_ns) : ip.ToString();
   }
 
   std::vector<MetricFamily> Build(const std::map<SeriesLabels, EdgeStats>& series,
@@ -543,7 +548,8 @@ class TcpAggregator::Impl {
   };
 
   const NetworkOptions options_;
-  const ProcessNameResolver resolver_;
+  const ProcessIdentityResolver resolver_;
+  const RemoteNameResolver remote_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<EdgeKey, EdgeStats> edges_ ABSL_GUARDED_BY(mu_);
   ConnMap conns_ ABSL_GUARDED_BY(mu_);
@@ -558,7 +564,14 @@ class TcpAggregator::Impl {
 };
 
 TcpAggregator::TcpAggregator(const NetworkOptions& options, ProcessNameResolver resolver)
-    : impl_(std::make_unique<Impl>(options, std::move(resolver))) {}
+    : TcpAggregator(
+          options,
+          [resolver = std::move(resolver)](uint32_t tgid, uint64_t, std::string_view comm,
+                                           uint64_t ts_ns) { return resolver(tgid, comm, ts_ns); },
+          RemoteNameResolver()) {}
+TcpAggregator::TcpAggregator(const NetworkOptions& options, ProcessIdentityResolver resolver,
+                             RemoteNameResolver remote)
+    : impl_(std::make_unique<Impl>(options, std::move(resolver), std::move(remote))) {}
 TcpAggregator::~TcpAggregator() = default;
 
 void TcpAggregator::OnTcp(const TcpEvent& event) { impl_->OnTcp(event); }

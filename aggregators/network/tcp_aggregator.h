@@ -12,7 +12,10 @@
 // Every series carries the edge: side (which end observed it: "client" or
 // "server"), client, server and server_port. client/server are identities:
 // the service name of a process on this node (OTEL_SERVICE_NAME, else the
-// executable, as for the RED metrics), else the peer's IP address.
+// executable, as for the RED metrics; with Kubernetes identities the pod's
+// workload, pod or Service at the edge level), else the remote resolver's
+// name for the peer's address (pod, Service, DNS, CIDR name or "external"),
+// else the peer's IP address.
 //
 // Naming the far end. A server's clients are named when the event arrives,
 // from the client connections redmap has seen established on this node
@@ -63,6 +66,9 @@ struct NetworkOptions {
 // Service name of a local process (tgid != 0) at time ts_ns.
 using ProcessNameResolver =
     std::function<std::string(uint32_t tgid, std::string_view comm, uint64_t ts_ns)>;
+// The same, knowing the process's cgroup id (its pod) too.
+using ProcessIdentityResolver = std::function<std::string(
+    uint32_t tgid, uint64_t cgroup_id, std::string_view comm, uint64_t ts_ns)>;
 
 // Names of the local processes behind TCP endpoints on this node, as far as
 // the TCP events told: for joining other families (the service graph) onto
@@ -78,9 +84,16 @@ class PeerNames {
   virtual std::optional<std::string> ServerAt(const Endpoint& ep) const = 0;
 };
 
+// Name of a remote address no local process is known behind (a pod,
+// Service, DNS/CIDR name or "external" with Kubernetes identities).
+using RemoteNameResolver = std::function<std::string(const IpAddress& ip, uint64_t ts_ns)>;
+
 class TcpAggregator : public prometheus::Collectable, public PeerNames {
  public:
+  // remote may be empty: far ends nobody names stay IP addresses.
   TcpAggregator(const NetworkOptions& options, ProcessNameResolver resolver);
+  TcpAggregator(const NetworkOptions& options, ProcessIdentityResolver resolver,
+                RemoteNameResolver remote);
   ~TcpAggregator() override;
 
   void OnTcp(const TcpEvent& event);

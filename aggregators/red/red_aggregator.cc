@@ -25,13 +25,12 @@ using prometheus::MetricType;
 
 constexpr char kOverflow[] = "__overflow__";
 constexpr char kSep = '\x1f';  // cannot appear in a label value we produce
-constexpr size_t kMaxLabels = 6;
-
 constexpr const char* kServerLabels[] = {"service_name", "http_request_method",
                                          "http_response_status_code", "http_route"};
 constexpr const char* kClientLabels[] = {
     "service_name", "http_request_method", "http_response_status_code",
     "http_route",   "server_address",      "server_port"};
+constexpr size_t kMaxLabels = std::size(kClientLabels) + kNumIdentityLabels;
 
 void AppendUint(uint64_t v, std::string* out) {
   char buf[20];
@@ -53,17 +52,26 @@ struct Series {
 struct FamilyDesc {
   const char* name;
   const char* help;
-  const char* const* label_names;
-  size_t label_count;
+  size_t fixed_labels;  // before the identity labels
 };
 constexpr FamilyDesc kServerFamily = {
     "http_server_request_duration_seconds",
-    "Duration of HTTP server requests, observed in the serving process.", kServerLabels,
+    "Duration of HTTP server requests, observed in the serving process.",
     std::size(kServerLabels)};
 constexpr FamilyDesc kClientFamily = {
     "http_client_request_duration_seconds",
-    "Duration of HTTP client requests, observed in the calling process.", kClientLabels,
+    "Duration of HTTP client requests, observed in the calling process.",
     std::size(kClientLabels)};
+
+// Which labels of a family are dropped (always empty).
+std::vector<bool> DropMask(bool server, const std::vector<std::string>& drop) {
+  const std::vector<std::string> names = RedLabelNames(server);
+  std::vector<bool> mask(names.size(), false);
+  for (size_t i = 1; i < names.size(); ++i) {  // never service_name
+    for (const std::string& d : drop) mask[i] = mask[i] || d == names[i];
+  }
+  return mask;
+}
 
 struct Family {
   absl::flat_hash_map<std::string, Series> series;
@@ -84,6 +92,17 @@ struct FamilySnapshot {
 
 }  // namespace
 
+std::vector<std::string> RedLabelNames(bool server_side) {
+  std::vector<std::string> names;
+  if (server_side) {
+    names.assign(std::begin(kServerLabels), std::end(kServerLabels));
+  } else {
+    names.assign(std::begin(kClientLabels), std::end(kClientLabels));
+  }
+  for (const char* n : kIdentityLabelNames) names.emplace_back(n);
+  return names;
+}
+
 // OpenTelemetry: known methods as-is, anything else "_OTHER" (bounded).
 std::string_view MethodLabel(std::string_view m) {
   static constexpr std::array<std::string_view, 9> kKnown = {
@@ -97,7 +116,12 @@ std::string_view MethodLabel(std::string_view m) {
 class RedAggregator::Impl {
  public:
   Impl(const RedOptions& options, ServiceNameResolver resolver)
-      : options_(options), resolver_(std::move(resolver)) {}
+      : options_(options),
+        resolver_(std::move(resolver)),
+        server_names_(RedLabelNames(true)),
+        client_names_(RedLabelNames(false)),
+        server_drop_(DropMask(true, options.server_drop_labels)),
+        client_drop_(DropMask(false, options.client_drop_labels)) {}
 
   void OnSpan(const Span& span) {
     if (span.side != Role::kServer && span.side != Role::kClient) return;
@@ -110,21 +134,28 @@ class RedAggregator::Impl {
 
     // Label values into reused scratch strings; the resolver may read /proc,
     // so all of this happens outside the lock.
-    values_[0] = resolver_(span);
+    const IdentityPtr who = resolver_(span);
+    values_[0] = who->service_name;
     const std::string_view method = MethodLabel(span.http.method);
     values_[1].assign(method.data(), method.size());
     values_[2].clear();
     if (span.http.status > 0) AppendUint(static_cast<uint64_t>(span.http.status), &values_[2]);
-    NormalizeRoute(span.http.target, &values_[3]);
-    size_t n = std::size(kServerLabels);
+    RouteOf(&options_.route_patterns, span.http.target, &values_[3]);
+    size_t fixed = std::size(kServerLabels);
     if (!server) {
       values_[4] = span.server.addr.ToString();
       values_[5].clear();
       AppendUint(span.server.port, &values_[5]);
-      n = std::size(kClientLabels);
+      fixed = std::size(kClientLabels);
     }
+    for (size_t i = 0; i < kNumIdentityLabels; ++i) {
+      values_[fixed + i] = IdentityLabelValue(*who, i);
+    }
+    const size_t n = fixed + kNumIdentityLabels;
+    const std::vector<bool>& drop = server ? server_drop_ : client_drop_;
     key_.clear();
     for (size_t i = 0; i < n; ++i) {
+      if (drop[i]) values_[i].clear();
       key_ += values_[i];
       key_ += kSep;
     }
@@ -136,7 +167,12 @@ class RedAggregator::Impl {
       if (f.series.size() >= options_.max_series) {
         ++f.overflowed;
         it = f.series.find(absl::string_view(kOverflow));
-        if (it == f.series.end()) it = Insert(f, kOverflow, Labels(n, kOverflow));
+        if (it == f.series.end()) {
+          // The fixed labels say "__overflow__"; identity labels are absent.
+          Labels labels(n, kOverflow);
+          for (size_t i = fixed; i < n; ++i) labels[i].clear();
+          it = Insert(f, kOverflow, std::move(labels));
+        }
       } else {
         it = Insert(f, key_, Labels(values_.begin(), values_.begin() + n));
       }
@@ -168,14 +204,19 @@ class RedAggregator::Impl {
     for (size_t fi = 0; fi < snaps.size(); ++fi) {
       const FamilyDesc& f = fi == 0 ? kServerFamily : kClientFamily;
       const FamilySnapshot& snap = snaps[fi];
+      const std::vector<std::string>& names = fi == 0 ? server_names_ : client_names_;
+      const std::vector<bool>& drop = fi == 0 ? server_drop_ : client_drop_;
       MetricFamily fam{f.name, f.help, MetricType::Histogram, {}};
       fam.metric.resize(snap.entries.size());
       for (size_t si = 0; si < snap.entries.size(); ++si) {
         const FamilySnapshot::Entry& e = snap.entries[si];
         ClientMetric& m = fam.metric[si];
-        m.label.reserve(f.label_count);
-        for (size_t i = 0; i < f.label_count; ++i) {
-          m.label.push_back({f.label_names[i], (*e.labels)[i]});
+        m.label.reserve(names.size());
+        for (size_t i = 0; i < names.size() && i < e.labels->size(); ++i) {
+          // Dropped labels are left out; identity labels are absent when
+          // empty (outside Kubernetes).
+          if (drop[i] || (i >= f.fixed_labels && (*e.labels)[i].empty())) continue;
+          m.label.push_back({names[i], (*e.labels)[i]});
         }
         m.histogram.sample_count = e.count;
         m.histogram.sample_sum = e.sum;
@@ -258,6 +299,10 @@ class RedAggregator::Impl {
 
   const RedOptions options_;
   ServiceNameResolver resolver_;
+  const std::vector<std::string> server_names_;
+  const std::vector<std::string> client_names_;
+  const std::vector<bool> server_drop_;
+  const std::vector<bool> client_drop_;
   // Scratch for the span being aggregated (source thread only): no
   // allocation per span once warmed up.
   std::array<std::string, kMaxLabels> values_;
@@ -271,6 +316,14 @@ class RedAggregator::Impl {
 
 RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver resolver)
     : impl_(std::make_unique<Impl>(options, std::move(resolver))) {}
+RedAggregator::RedAggregator(const RedOptions& options,
+                             std::function<std::string(const Span&)> name)
+    : RedAggregator(options, [name = std::move(name)](const Span& s) -> IdentityPtr {
+        auto l = std::make_shared<IdentityLabels>();
+        l->name = name(s);
+        l->service_name = l->name;
+        return l;
+      }) {}
 RedAggregator::~RedAggregator() = default;
 void RedAggregator::OnSpan(const Span& span) { impl_->OnSpan(span); }
 std::vector<prometheus::MetricFamily> RedAggregator::Collect() const { return impl_->Collect(); }

@@ -4,10 +4,13 @@
 //       http_response_status_code, http_route}            (side == kServer)
 //   http_client_request_duration_seconds{... + server_address, server_port}
 //                                                         (side == kClient)
+// plus the identity labels of the observing process when known
+// (service_namespace, k8s_namespace_name, k8s_pod_name, k8s_owner_kind,
+// k8s_owner_name, k8s_deployment_name, k8s_node_name; empty ones omitted).
 // Label values: method as-is if it is one of the nine RFC 9110/5789 methods,
 // else "_OTHER"; status code as a string, "" when the span has none (an
 // empty label is an absent one, as OpenTelemetry leaves the attribute out);
-// http_route from NormalizeRoute(); service_name from the resolver.
+// http_route from RouteOf() (configured patterns, then NormalizeRoute()); service_name from the resolver.
 // Buckets are cumulative with inclusive upper bounds (le), +Inf == count.
 // Series are capped per family (beyond the cap: one overflow series whose
 // labels are all "__overflow__", and redmap_series_overflow_total counts what
@@ -25,6 +28,8 @@
 #include <string_view>
 #include <vector>
 
+#include "aggregators/metadata/identity_cache.h"
+#include "aggregators/red/route_normalizer.h"
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
@@ -35,18 +40,33 @@ struct RedOptions {
   std::vector<double> buckets;  // seconds, strictly increasing, finite
   size_t max_series = 10000;    // per family
   uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
+  // Configured routes, tried before the heuristics (red.route_patterns).
+  RoutePatterns route_patterns;
+  // Labels left out of each family (red.*_drop_labels / red.*_keep_labels,
+  // resolved by the config): a dropped label is left out of every series, so
+  // series that differed only in it merge. Any label but service_name.
+  std::vector<std::string> server_drop_labels;
+  std::vector<std::string> client_drop_labels;
 };
+
+// Every label a RED family may carry, in the order it is emitted: the fixed
+// OpenTelemetry ones, then the identity labels (kIdentityLabelNames), which
+// are left out of a series when empty.
+std::vector<std::string> RedLabelNames(bool server_side);
 
 // The http_request_method label of a request method: one of the nine
 // RFC 9110/5789 methods as-is, anything else "_OTHER".
 std::string_view MethodLabel(std::string_view method);
 
-// service_name of the process that observed a span.
-using ServiceNameResolver = std::function<std::string(const Span&)>;
+// Identity of the process that observed a span (service_name and the
+// Kubernetes labels).
+using ServiceNameResolver = std::function<IdentityPtr(const Span&)>;
 
 class RedAggregator : public SpanSink, public prometheus::Collectable {
  public:
   RedAggregator(const RedOptions& options, ServiceNameResolver resolver);
+  // Only a service name per span (no identity labels).
+  RedAggregator(const RedOptions& options, std::function<std::string(const Span&)> name);
   ~RedAggregator() override;
 
   void OnSpan(const Span& span) override;

@@ -1,5 +1,10 @@
 #include "aggregators/red/route_normalizer.h"
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "aggregators/common/string_view.h"
+
 namespace redmap {
 namespace {
 
@@ -135,6 +140,86 @@ std::string NormalizeRoute(std::string_view target) {
   std::string out;
   NormalizeRoute(target, &out);
   return out;
+}
+
+}  // namespace redmap
+
+namespace redmap {
+
+absl::StatusOr<RoutePatterns> RoutePatterns::Create(const std::vector<std::string>& patterns,
+                                                    std::string_view key) {
+  RoutePatterns out;
+  if (patterns.size() > kMaxRoutePatterns) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(AbslView(key), ": at most ", kMaxRoutePatterns, " patterns, got ", patterns.size()));
+  }
+  for (const std::string& text : patterns) {
+    auto bad = [&](std::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat(AbslView(key), ": pattern \"", text, "\" ", AbslView(why)));
+    };
+    if (text.empty() || text[0] != '/') return bad("must start with '/'");
+    if (text.size() > kMaxRouteBytes) return bad("is too long");
+    for (char c : text) {
+      if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+          c == '?' || c == '#') {
+        return bad("must be printable ASCII without spaces, '?' or '#'");
+      }
+    }
+    Pattern p;
+    p.text = text;
+    for (absl::string_view part : absl::StrSplit(AbslView(text).substr(1), '/')) {
+      const std::string_view seg = StdView(part);
+      if (p.rest) return bad("may have \"**\" only as its last segment");
+      if (seg == "**") {
+        p.rest = true;
+      } else if (seg == "*" || (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}')) {
+        p.segments.emplace_back("*");
+      } else {
+        p.segments.emplace_back(seg);
+      }
+    }
+    out.patterns_.push_back(std::move(p));
+  }
+  return out;
+}
+
+const std::string* RoutePatterns::Match(std::string_view target) const {
+  if (patterns_.empty() || target.empty() || target[0] != '/') return nullptr;
+  const std::string_view path = target.substr(1, target.find_first_of("?#") - 1);
+  for (const Pattern& p : patterns_) {
+    std::string_view rest = path;
+    bool consumed = false;  // no segment left in the path
+    bool ok = true;
+    for (const std::string& want : p.segments) {
+      if (consumed) {
+        ok = false;
+        break;
+      }
+      const size_t slash = rest.find('/');
+      const std::string_view seg = rest.substr(0, slash);
+      if (want == "*" ? seg.empty() : seg != want) {
+        ok = false;
+        break;
+      }
+      if (slash == std::string_view::npos) {
+        consumed = true;
+      } else {
+        rest.remove_prefix(slash + 1);
+      }
+    }
+    if (ok && (p.rest || consumed)) return &p.text;
+  }
+  return nullptr;
+}
+
+void RouteOf(const RoutePatterns* patterns, std::string_view target, std::string* out) {
+  if (patterns != nullptr) {
+    if (const std::string* p = patterns->Match(target)) {
+      out->assign(*p);
+      return;
+    }
+  }
+  NormalizeRoute(target, out);
 }
 
 }  // namespace redmap

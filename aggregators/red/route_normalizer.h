@@ -24,6 +24,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace redmap {
 
@@ -34,6 +37,39 @@ inline constexpr size_t kMaxRouteBytes = 128;  // "/{*}" may follow
 std::string NormalizeRoute(std::string_view target);
 // Same, into *out (cleared first): no allocation once *out has capacity.
 void NormalizeRoute(std::string_view target, std::string* out);
+
+// Configured routes (red.route_patterns), tried before the heuristics
+// above: "/api/users/{id}/orders", "/static/**". A pattern is a path of
+// segments; "{anything}" or "*" matches exactly one non-empty segment, a
+// final "**" matches the rest of the path (zero or more segments); any other
+// segment matches itself exactly (case-sensitive). The first pattern that
+// matches the request's path (query and fragment removed) is the http_route,
+// verbatim. At most kMaxRoutePatterns patterns of at most kMaxRouteBytes.
+inline constexpr size_t kMaxRoutePatterns = 256;
+
+class RoutePatterns {
+ public:
+  // Errors name the offending pattern; `key` prefixes them (the config key).
+  static absl::StatusOr<RoutePatterns> Create(const std::vector<std::string>& patterns,
+                                              std::string_view key = "red.route_patterns");
+  RoutePatterns() = default;
+
+  // The first matching pattern, or nullptr.
+  const std::string* Match(std::string_view target) const;
+  bool empty() const { return patterns_.empty(); }
+
+ private:
+  struct Pattern {
+    std::string text;
+    std::vector<std::string> segments;  // "*" for a one-segment wildcard
+    bool rest = false;                  // ends in "**"
+  };
+  std::vector<Pattern> patterns_;
+};
+
+// The route of a target: the first matching pattern if any, else
+// NormalizeRoute(). patterns may be null.
+void RouteOf(const RoutePatterns* patterns, std::string_view target, std::string* out);
 
 }  // namespace redmap
 

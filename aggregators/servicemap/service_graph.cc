@@ -21,12 +21,22 @@ struct EdgeKey {
   std::string client;
   std::string server;
   std::string connection_type;
+  std::string client_ns;
+  std::string server_ns;
   friend bool operator==(const EdgeKey&, const EdgeKey&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const EdgeKey& k) {
-    return H::combine(std::move(h), k.client, k.server, k.connection_type);
+    return H::combine(std::move(h), k.client, k.server, k.connection_type, k.client_ns,
+                      k.server_ns);
   }
 };
+
+IdentityPtr Named(std::string name) {
+  auto l = std::make_shared<IdentityLabels>();
+  l->name = std::move(name);
+  l->service_name = l->name;
+  return l;
+}
 
 struct Histogram {
   std::vector<uint64_t> buckets;  // per bucket; last is +Inf
@@ -46,9 +56,26 @@ struct EdgeStats {
 
 class ServiceGraphAggregator::Impl {
  public:
-  Impl(const ServiceGraphOptions& options, std::function<std::string(const Span&)> local_name,
+  using Names = absl::flat_hash_map<Endpoint, IdentityPtr>;
+
+  Impl(const ServiceGraphOptions& options, LocalIdentityFn local, RemoteIdentityFn remote,
        const PeerNames* peers)
-      : options_(options), local_name_(std::move(local_name)), peers_(peers) {}
+      : options_(options), local_(std::move(local)), remote_(std::move(remote)), peers_(peers) {}
+
+  // The far end of a span: see the header for the order.
+  IdentityPtr Peer(const Names& seen, const Endpoint& ep, bool client_end, uint64_t now_ns,
+                   bool* observed) const {
+    *observed = true;
+    if (IdentityPtr p = Seen(seen, ep)) return p;
+    IdentityPtr remote = remote_ ? remote_(ep.addr, now_ns) : nullptr;
+    if (remote && remote->in_cluster()) return remote;
+    if (peers_ != nullptr) {
+      std::optional<std::string> n = client_end ? peers_->ClientAt(ep) : peers_->ServerAt(ep);
+      if (n) return Named(std::move(*n));
+    }
+    *observed = false;
+    return remote ? remote : Named(ep.addr.ToString());
+  }
 
   void OnSpan(const Span& span) {
     if (span.end_ns < span.start_ns) return;
@@ -57,30 +84,37 @@ class ServiceGraphAggregator::Impl {
     EdgeKey key;
     bool count;
     if (span.side == Role::kServer) {
-      std::optional<std::string> client = Seen(clients_, span.client);
-      if (!client && peers_ != nullptr) client = peers_->ClientAt(span.client);
-      key.client = client ? *client : span.client.addr.ToString();
-      key.server = local_name_(span);
-      Remember(servers_, span.server, key.server);
-      if (!client) key.connection_type = kVirtualNode;
+      bool observed;
+      IdentityPtr client = Peer(clients_, span.client, /*client_end=*/true, span.end_ns, &observed);
+      IdentityPtr server = local_(span);
+      Remember(servers_, span.server, server);
+      key.client = client->name;
+      key.client_ns = client->service_namespace;
+      key.server = server->name;
+      key.server_ns = server->service_namespace;
+      if (!observed) key.connection_type = kVirtualNode;
       count = true;
     } else if (span.side == Role::kClient) {
       // A server this node answered requests for is observed, whether or
       // not redmap saw it listen (it may predate redmap): the server's
       // span is emitted before the client's (the response is written
       // before it is read).
-      std::optional<std::string> server = Seen(servers_, span.server);
-      if (!server && peers_ != nullptr) server = peers_->ServerAt(span.server);
-      key.client = local_name_(span);
-      Remember(clients_, span.client, key.client);
-      key.server = server ? *server : span.server.addr.ToString();
+      bool observed;
+      IdentityPtr server =
+          Peer(servers_, span.server, /*client_end=*/false, span.end_ns, &observed);
+      IdentityPtr client = local_(span);
+      Remember(clients_, span.client, client);
+      key.client = client->name;
+      key.client_ns = client->service_namespace;
+      key.server = server->name;
+      key.server_ns = server->service_namespace;
       // The server's own node counts it when redmap observes the server.
-      count = !server.has_value();
+      count = !observed;
       if (count) key.connection_type = kVirtualNode;
     } else {
       return;
     }
-    if (key.client == key.server) return;  // no self-edges
+    if (key.client == key.server && key.client_ns == key.server_ns) return;  // no self-edges
 
     absl::MutexLock l(&mu_);
     if (span.side == Role::kClient && !count) {
@@ -121,8 +155,10 @@ class ServiceGraphAggregator::Impl {
       overflowed = overflowed_;
     }
     std::sort(snap.begin(), snap.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.first.client, a.first.server, a.first.connection_type) <
-             std::tie(b.first.client, b.first.server, b.first.connection_type);
+      return std::tie(a.first.client, a.first.server, a.first.connection_type, a.first.client_ns,
+                      a.first.server_ns) < std::tie(b.first.client, b.first.server,
+                                                    b.first.connection_type, b.first.client_ns,
+                                                    b.first.server_ns);
     });
     auto family = [](const char* name, const char* help, MetricType type) {
       MetricFamily f;
@@ -148,8 +184,8 @@ class ServiceGraphAggregator::Impl {
       auto labels = [&, &k = k] {
         return std::vector<ClientMetric::Label>{{"client", k.client},
                                                 {"server", k.server},
-                                                {"client_service_namespace", ""},
-                                                {"server_service_namespace", ""},
+                                                {"client_service_namespace", k.client_ns},
+                                                {"server_service_namespace", k.server_ns},
                                                 {"connection_type", k.connection_type},
                                                 {"k8s_node_name", options_.node_name}};
       };
@@ -184,16 +220,14 @@ class ServiceGraphAggregator::Impl {
   }
 
  private:
-  using Names = absl::flat_hash_map<Endpoint, std::string>;
-
-  std::optional<std::string> Seen(const Names& names, const Endpoint& ep) const {
+  IdentityPtr Seen(const Names& names, const Endpoint& ep) const {
     absl::MutexLock l(&mu_);
     auto it = names.find(ep);
-    if (it == names.end()) return std::nullopt;
+    if (it == names.end()) return nullptr;
     return it->second;
   }
 
-  void Remember(Names& names, const Endpoint& ep, const std::string& name) {
+  void Remember(Names& names, const Endpoint& ep, const IdentityPtr& name) {
     absl::MutexLock l(&mu_);
     if (names.size() >= kMaxEndpoints && !names.contains(ep)) names.clear();  // bounded
     names[ep] = name;
@@ -204,7 +238,7 @@ class ServiceGraphAggregator::Impl {
     if (it == edges_.end()) {
       if (edges_.size() >= options_.max_series) {
         ++overflowed_;
-        key = EdgeKey{kOverflow, kOverflow, ""};
+        key = EdgeKey{kOverflow, kOverflow, "", "", ""};
       }
       it = edges_.try_emplace(std::move(key)).first;
     }
@@ -241,7 +275,8 @@ class ServiceGraphAggregator::Impl {
   static constexpr size_t kMaxEndpoints = 65536;
 
   const ServiceGraphOptions options_;
-  const std::function<std::string(const Span&)> local_name_;
+  const LocalIdentityFn local_;
+  const RemoteIdentityFn remote_;
   const PeerNames* const peers_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<EdgeKey, EdgeStats> edges_ ABSL_GUARDED_BY(mu_);
@@ -255,7 +290,14 @@ class ServiceGraphAggregator::Impl {
 ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& options,
                                                std::function<std::string(const Span&)> local_name,
                                                const PeerNames* peers)
-    : impl_(std::make_unique<Impl>(options, std::move(local_name), peers)) {}
+    : impl_(std::make_unique<Impl>(
+          options,
+          [local_name = std::move(local_name)](const Span& s) { return Named(local_name(s)); },
+          nullptr, peers)) {}
+ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& options,
+                                               LocalIdentityFn local, RemoteIdentityFn remote,
+                                               const PeerNames* peers)
+    : impl_(std::make_unique<Impl>(options, std::move(local), std::move(remote), peers)) {}
 ServiceGraphAggregator::~ServiceGraphAggregator() = default;
 
 void ServiceGraphAggregator::OnSpan(const Span& span) { impl_->OnSpan(span); }

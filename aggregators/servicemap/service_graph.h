@@ -17,9 +17,18 @@
 // otherwise it only adds its duration to the client histogram. With both ends
 // on redmap nodes the request is therefore counted once, by the server's node.
 //
-// Identities are those of the redmap_tcp_* edges: the service name of a
-// local process, else the peer's IP address. Self-edges (client == server)
-// are not recorded. Series are capped (one "__overflow__" edge beyond) and
+// With Kubernetes identities a peer is also observed when it is a pod or a
+// Service of the cluster (redmap runs on every node, as a DaemonSet): a
+// client span towards a pod IP or a ClusterIP only adds to the client
+// histogram; the server's node counts the request.
+//
+// Identities: the local process's identity at the edge level (pod, workload
+// or Service name; OTEL_SERVICE_NAME or the executable outside pods), its
+// namespace in *_service_namespace. The far end, in this order: a local
+// process seen in a span on this node; a pod or Service of the cluster by
+// IP; the local process behind a TCP endpoint (PeerNames); a DNS name, a
+// configured CIDR name or "external" (with Kubernetes identities), else the
+// peer's IP address. Self-edges (same name and namespace) are not recorded. Series are capped (one "__overflow__" edge beyond) and
 // expire after series_ttl_ns without updates.
 // Threads: OnSpan/Expire from the source's thread, Collect from any.
 #ifndef REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_
@@ -31,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregators/metadata/identity_cache.h"
 #include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
@@ -52,6 +62,12 @@ class ServiceGraphAggregator : public SpanSink, public prometheus::Collectable {
   ServiceGraphAggregator(const ServiceGraphOptions& options,
                          std::function<std::string(const Span&)> local_name,
                          const PeerNames* peers);
+  // local: identity of the process that observed a span; remote: identity
+  // of a peer address at a time (may be empty: addresses stay addresses).
+  using LocalIdentityFn = std::function<IdentityPtr(const Span&)>;
+  using RemoteIdentityFn = std::function<IdentityPtr(const IpAddress&, uint64_t now_ns)>;
+  ServiceGraphAggregator(const ServiceGraphOptions& options, LocalIdentityFn local,
+                         RemoteIdentityFn remote, const PeerNames* peers);
   ~ServiceGraphAggregator() override;
 
   void OnSpan(const Span& span) override;

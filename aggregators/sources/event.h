@@ -112,6 +112,7 @@ struct TcpEvent {
   int32_t error = 0;
   RetransmitKind retransmit = RetransmitKind::kData;
   uint32_t tgid = 0;  // owner, 0 when unknown (softirq, or opened before redmap)
+  uint64_t cgroup_id = 0;  // owner's cgroup v2 id (its pod), 0 when unknown
   Role role = Role::kUnknown;  // this side of the connection
   Endpoint local;
   Endpoint remote;

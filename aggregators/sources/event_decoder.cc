@@ -14,7 +14,8 @@ namespace {
 static_assert(sizeof(redmap_data_event) == 128, "redmap_data_event layout changed");
 static_assert(sizeof(redmap_close_event) == 40, "redmap_close_event layout changed");
 static_assert(offsetof(redmap_data_event, local_addr) == 80);
-static_assert(sizeof(redmap_tcp_event) == 112, "redmap_tcp_event layout changed");
+static_assert(sizeof(redmap_tcp_event) == 120, "redmap_tcp_event layout changed");
+static_assert(offsetof(redmap_tcp_event, cgroup_id) == 112);
 static_assert(offsetof(redmap_tcp_event, local_addr) == 64);
 
 Endpoint MakeEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port) {
@@ -128,6 +129,7 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     if (h.kind == REDMAP_TCP_CONNECT_FAILED) ev.error = static_cast<int32_t>(h.aux);
     if (h.kind == REDMAP_TCP_RETRANSMIT) ev.retransmit = static_cast<RetransmitKind>(h.aux);
     ev.tgid = h.tgid;
+    ev.cgroup_id = h.tgid != 0 ? h.cgroup_id : 0;
     ev.role = h.role == REDMAP_ROLE_CLIENT   ? Role::kClient
               : h.role == REDMAP_ROLE_SERVER ? Role::kServer
                                              : Role::kUnknown;

@@ -110,6 +110,7 @@ TEST(FakePodTest, EventsCarryThePodsCgroupAndAddresses) {
     if (e.kind == TcpEventKind::kEstablished && e.remote.addr.ToString() == backend->ip()) {
       ++established;
       EXPECT_EQ(e.role, Role::kClient);
+      EXPECT_EQ(e.cgroup_id, frontend->cgroup_id());  // taken at connect(), in curl
       EXPECT_GT(e.value, 0u);  // handshake time across the bridge
     }
   }

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "exporter/exporter.h"
 #include "tests/testlib/status_matchers.h"
 
 namespace redmap {
@@ -66,6 +68,92 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->traces.ring_max_traces, d.traces.ring_max_traces);
   EXPECT_EQ(file->traces.redact_headers, d.traces.redact_headers);
   EXPECT_EQ(file->traces.redact_query_params, d.traces.redact_query_params);
+  EXPECT_EQ(file->red.route_patterns, d.red.route_patterns);
+  EXPECT_EQ(file->red.server_drop_labels, d.red.server_drop_labels);
+  EXPECT_EQ(file->red.client_drop_labels, d.red.client_drop_labels);
+  EXPECT_EQ(file->kubernetes.enabled, d.kubernetes.enabled);
+  EXPECT_EQ(file->kubernetes.kubeconfig, d.kubernetes.kubeconfig);
+  EXPECT_EQ(file->kubernetes.node_name, d.kubernetes.node_name);
+  EXPECT_EQ(file->kubernetes.cluster_wide, d.kubernetes.cluster_wide);
+  EXPECT_EQ(file->kubernetes.watch_services, d.kubernetes.watch_services);
+  EXPECT_EQ(file->kubernetes.watch_owners, d.kubernetes.watch_owners);
+  EXPECT_EQ(file->kubernetes.max_objects_per_kind, d.kubernetes.max_objects_per_kind);
+  EXPECT_EQ(file->kubernetes.list_page_size, d.kubernetes.list_page_size);
+  EXPECT_EQ(file->kubernetes.watch_timeout_seconds, d.kubernetes.watch_timeout_seconds);
+  EXPECT_EQ(file->kubernetes.backoff_initial_ms, d.kubernetes.backoff_initial_ms);
+  EXPECT_EQ(file->kubernetes.backoff_max_ms, d.kubernetes.backoff_max_ms);
+  EXPECT_EQ(file->identity.edge_level, d.identity.edge_level);
+  EXPECT_EQ(file->identity.external_name, d.identity.external_name);
+  EXPECT_EQ(file->identity.cidr_names, d.identity.cidr_names);
+  EXPECT_EQ(file->identity.pod_name_label, d.identity.pod_name_label);
+  EXPECT_EQ(file->identity.cgroup_root, d.identity.cgroup_root);
+  EXPECT_EQ(file->identity.cgroup_cache_entries, d.identity.cgroup_cache_entries);
+  EXPECT_EQ(file->identity.cache_entries, d.identity.cache_entries);
+  EXPECT_EQ(file->identity.dns_cache_entries, d.identity.dns_cache_entries);
+}
+
+TEST(ConfigTest, KubernetesIdentityAndCardinalityKeys) {
+  auto c = Config::FromYaml(R"(
+kubernetes:
+  enabled: "true"
+  kubeconfig: /etc/redmap/kubeconfig
+  node_name: node-7
+  cluster_wide: false
+  max_objects_per_kind: 5000
+identity:
+  edge_level: service
+  external_name: internet
+  cidr_names: {"10.20.0.0/16": corp-vpn, "192.0.2.0/24": lab}
+  pod_name_label: true
+red:
+  route_patterns: ["/api/users/{id}", "/static/**"]
+  server_drop_labels: [k8s_owner_kind, http_response_status_code]
+  client_drop_labels: [server_port]
+  server_keep_labels: [http_route, k8s_namespace_name]
+)");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->kubernetes.enabled, Config::Kubernetes::Mode::kOn);
+  EXPECT_EQ(c->kubernetes.kubeconfig, "/etc/redmap/kubeconfig");
+  EXPECT_EQ(c->kubernetes.node_name, "node-7");
+  EXPECT_FALSE(c->kubernetes.cluster_wide);
+  EXPECT_EQ(c->kubernetes.max_objects_per_kind, 5000u);
+  EXPECT_EQ(c->identity.edge_level, "service");
+  EXPECT_EQ(c->identity.external_name, "internet");
+  ASSERT_EQ(c->identity.cidr_names.size(), 2u);
+  EXPECT_TRUE(c->identity.pod_name_label);
+  EXPECT_EQ(c->red.route_patterns.size(), 2u);
+  EXPECT_EQ(c->red.server_drop_labels.size(), 2u);
+  EXPECT_EQ(c->red.client_drop_labels, std::vector<std::string>{"server_port"});
+  // Allow list: everything else but service_name is dropped.
+  const std::vector<std::string> dropped =
+      DroppedLabels(true, c->red.server_drop_labels, c->red.server_keep_labels);
+  for (const char* kept : {"service_name", "http_route", "k8s_namespace_name"}) {
+    EXPECT_EQ(std::count(dropped.begin(), dropped.end(), kept), 0) << kept;
+  }
+  for (const char* gone : {"http_request_method", "k8s_node_name", "k8s_owner_kind"}) {
+    EXPECT_EQ(std::count(dropped.begin(), dropped.end(), gone), 1) << gone;
+  }
+  EXPECT_EQ(DroppedLabels(false, {"server_port"}, {}), std::vector<std::string>{"server_port"});
+
+  struct Case {
+    const char* yaml;
+    const char* message;
+  } bad[] = {
+      {"kubernetes:\n  enabled: maybe\n", "kubernetes.enabled: must be auto, true or false"},
+      {"identity:\n  edge_level: node\n", "identity.edge_level: must be pod, workload or service"},
+      {"identity:\n  cidr_names: {\"10.0.0.0/33\": x}\n", "identity.cidr_names:"},
+      {"identity:\n  cidr_names: [a]\n", "identity.cidr_names: must be a map"},
+      {"red:\n  route_patterns: [\"api/x\"]\n", "red.route_patterns: pattern \"api/x\""},
+      {"red:\n  server_drop_labels: [service_name]\n", "red.server_drop_labels: every entry"},
+      {"red:\n  client_drop_labels: [nope]\n", "red.client_drop_labels: every entry"},
+      {"kubernetes:\n  list_page_size: 0\n", "kubernetes.list_page_size: must be between"},
+      {"kubernetes:\n  colour: blue\n", "unknown key 'kubernetes.colour'"},
+  };
+  for (const Case& b : bad) {
+    auto r = Config::FromYaml(b.yaml);
+    ASSERT_FALSE(r.ok()) << b.yaml;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(b.message)) << b.yaml;
+  }
 }
 
 TEST(ConfigTest, TraceKeys) {

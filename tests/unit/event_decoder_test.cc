@@ -125,6 +125,7 @@ redmap_tcp_event TcpRecord() {
   std::memcpy(t.local_addr, &a, 4);
   std::memcpy(t.remote_addr, &b, 4);
   std::memcpy(t.comm, "curl", 4);
+  t.cgroup_id = 0x1234;
   return t;
 }
 
@@ -145,6 +146,7 @@ TEST(EventDecoderTest, DecodesTcpRecord) {
   EXPECT_EQ(e.remote.addr.ToString(), "10.0.0.1");
   EXPECT_EQ(e.remote.port, 8080);
   EXPECT_EQ(sink.tcp_names[0], "curl");
+  EXPECT_EQ(e.cgroup_id, 0x1234u);
 
   t.kind = REDMAP_TCP_CONNECT_FAILED;
   t.aux = 111;  // ECONNREFUSED

@@ -83,7 +83,7 @@ class RedAggregatorTest : public ::testing::Test {
     options_.series_ttl_ns = 10'000'000'000;
   }
   RedOptions options_;
-  ServiceNameResolver resolver_ = [](const Span&) { return std::string("svc"); };
+  std::function<std::string(const Span&)> resolver_ = [](const Span&) { return std::string("svc"); };
 };
 
 TEST_F(RedAggregatorTest, ServerHistogramWithBucketEdgesInclusive) {

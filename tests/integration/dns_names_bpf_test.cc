@@ -236,12 +236,13 @@ s.sendto(b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + b"\x01a" * 1500, 
 
 TEST_F(DnsNamesTest, ExplicitCaptureThatCannotOpenIsAnError) {
   // Without CAP_NET_RAW no packet socket opens: with dns_capture: true the
-  // exporter refuses to start and says why; with auto it runs without.
+  // exporter refuses to start and says why (auto would run without).
   Subprocess denied;
   ASSERT_TRUE(denied.Start({"capsh", "--drop=cap_net_raw", "--", "-c",
                             absl::StrCat(REDMAP_EXPORTER_BINARY,
                                          " --web.listen-address=127.0.0.1:",
                                          testing::FreePort(), " --config.file=", config_)}));
+  ASSERT_TRUE(WaitUntil([&] { return !denied.Running(); }, 30)) << denied.Output();
   const int st = denied.Wait();
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0) << st << denied.Output();
   EXPECT_NE(denied.Output().find("identity.dns_capture: cannot capture DNS answers on any"),

@@ -105,15 +105,19 @@ absl::StatusOr<std::unique_ptr<DnsCapture>> DnsCapture::Open(DnsCache* cache,
                                                ": unsupported link type ",
                                                name != nullptr ? name : "unknown"));
   }
+  // The filter runs in the kernel: nothing but answers is copied to us.
   bpf_program prog;
-  if (pcap_compile(p, &prog, options.filter.c_str(), /*optimize=*/1, PCAP_NETMASK_UNKNOWN) != 0 ||
-      pcap_setfilter(p, &prog) != 0) {
+  bool filtered = false;
+  if (pcap_compile(p, &prog, options.filter.c_str(), /*optimize=*/1, PCAP_NETMASK_UNKNOWN) == 0) {
+    filtered = pcap_setfilter(p, &prog) == 0;
+    pcap_freecode(&prog);
+  }
+  if (!filtered) {
     std::string why = pcap_geterr(p);
     pcap_close(p);
     return absl::UnavailableError(absl::StrCat("cannot filter DNS answers on ", options.device,
                                                " (\"", options.filter, "\"): ", why));
   }
-  pcap_freecode(&prog);
   return std::unique_ptr<DnsCapture>(new DnsCapture(p, cache));
 }
 

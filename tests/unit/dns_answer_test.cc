@@ -192,5 +192,16 @@ TEST(DnsAnswerFeedTest, FramesFeedTheCacheAndAreCounted) {
   EXPECT_EQ(counts[static_cast<size_t>(DnsAnswerResult::kOtherType)], 0u);
 }
 
+TEST(DnsCaptureTest, OpenErrorsSayWhatFailed) {
+  DnsCache cache;
+  DnsCaptureOptions o;
+  o.device = "rmnosuch0";
+  auto c = DnsCapture::Open(&cache, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("cannot capture DNS answers on rmnosuch0: "),
+            std::string::npos)
+      << c.status();
+}
+
 }  // namespace
 }  // namespace redmap

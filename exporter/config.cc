@@ -124,6 +124,24 @@ Setter Buckets(Section Config::*section, std::vector<double> Section::*field) {
   };
 }
 
+// auto | true | false
+template <typename Section>
+Setter Auto(Section Config::*section, Config::AutoMode Section::*field) {
+  return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
+    const std::string v = n.IsScalar() ? n.Scalar() : "";
+    if (v == "auto") {
+      (c->*section).*field = Config::AutoMode::kAuto;
+    } else if (v == "true") {
+      (c->*section).*field = Config::AutoMode::kOn;
+    } else if (v == "false") {
+      (c->*section).*field = Config::AutoMode::kOff;
+    } else {
+      return BadValue(key, "must be auto, true or false", n);
+    }
+    return absl::OkStatus();
+  };
+}
+
 template <typename Section>
 Setter Bool(Section Config::*section, bool Section::*field) {
   return [=](const YAML::Node& n, const std::string& key, Config* c) {
@@ -216,20 +234,7 @@ const std::map<std::string, Setter>& Keys() {
       {"red.client_drop_labels", DropLabels(false, &Config::Red::client_drop_labels)},
       {"red.server_keep_labels", DropLabels(true, &Config::Red::server_keep_labels)},
       {"red.client_keep_labels", DropLabels(false, &Config::Red::client_keep_labels)},
-      {"kubernetes.enabled",
-       [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
-         const std::string v = n.IsScalar() ? n.Scalar() : "";
-         if (v == "auto") {
-           c->kubernetes.enabled = Config::Kubernetes::Mode::kAuto;
-         } else if (v == "true") {
-           c->kubernetes.enabled = Config::Kubernetes::Mode::kOn;
-         } else if (v == "false") {
-           c->kubernetes.enabled = Config::Kubernetes::Mode::kOff;
-         } else {
-           return BadValue(key, "must be auto, true or false", n);
-         }
-         return absl::OkStatus();
-       }},
+      {"kubernetes.enabled", Auto(&Config::kubernetes, &Config::Kubernetes::enabled)},
       {"kubernetes.kubeconfig",
        Text(&Config::kubernetes, &Config::Kubernetes::kubeconfig, "must be a file path")},
       {"kubernetes.node_name",
@@ -292,6 +297,7 @@ const std::map<std::string, Setter>& Keys() {
        U32(&Config::identity, &Config::Identity::cache_entries, 1, 1u << 22)},
       {"identity.dns_cache_entries",
        U32(&Config::identity, &Config::Identity::dns_cache_entries, 1, 1u << 22)},
+      {"identity.dns_capture", Auto(&Config::identity, &Config::Identity::dns_capture)},
       {"network.enabled",
        [](const YAML::Node& n, const std::string& key, Config* c) {
          return ReadBool(n, key, &c->network.enabled);

@@ -14,6 +14,10 @@
 namespace redmap {
 
 struct Config {
+  // A feature that is on where it can work (auto), always (true: failing at
+  // start when it cannot), or never (false).
+  enum class AutoMode { kAuto, kOn, kOff };
+
   struct Web {
     std::string listen_address = "0.0.0.0:9435";  // /metrics, /healthz, /
   } web;
@@ -74,7 +78,7 @@ struct Config {
   // The Kubernetes API (aggregators/metadata/k8s/): list + watch of pods,
   // Services, EndpointSlices, ReplicaSets and Jobs. docs/kubernetes.md.
   struct Kubernetes {
-    enum class Mode { kAuto, kOn, kOff };
+    using Mode = AutoMode;
     // auto: on when `kubeconfig` is set, or in a pod (KUBERNETES_SERVICE_HOST),
     // or $KUBECONFIG is set; on: fail at start without an API; off: never.
     Mode enabled = Mode::kAuto;
@@ -100,6 +104,10 @@ struct Config {
     uint32_t cgroup_cache_entries = 16384;
     uint32_t cache_entries = 65536;  // per table (local processes, remote addresses)
     uint32_t dns_cache_entries = 10000;
+    // Names for addresses outside the cluster from DNS answers seen on this
+    // node (a UDP/53 capture). auto: on with Kubernetes identities when the
+    // capture opens; true: fail at start when it cannot.
+    AutoMode dns_capture = AutoMode::kAuto;
   } identity;
 
   // The debug listener: sampled traces (JSON, Jaeger query API, HTML).

@@ -121,7 +121,8 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   auto collectables = e->pipeline_->Collectables();
   collectables.push_back(std::make_shared<IdentityMetrics>(
       e->identity_->client(), e->identity_->store(), e->identity_->resolver(),
-      &e->pipeline_->identities(), e->identity_->cgroups()));
+      &e->pipeline_->identities(), e->identity_->cgroups(), e->identity_->dns_cache(),
+      e->identity_->dns_capture()));
   collectables.push_back(std::make_shared<ProcessMetrics>());
   e->server_->SetCollectables(std::move(collectables));
 

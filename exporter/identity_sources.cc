@@ -1,5 +1,7 @@
 #include "exporter/identity_sources.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <utility>
 
@@ -7,6 +9,44 @@
 #include "aggregators/metadata/k8s/api_server_config.h"
 
 namespace redmap {
+namespace {
+
+// False when this process is provably outside the host's network namespace:
+// pid 1 (the host's init under hostPID, as the DaemonSet runs) has another
+// one. Unknown (no /proc/1 access) counts as the host's.
+bool InHostNetworkNamespace() {
+  struct stat self, init;
+  if (stat("/proc/self/ns/net", &self) != 0 || stat("/proc/1/ns/net", &init) != 0) return true;
+  return self.st_ino == init.st_ino && self.st_dev == init.st_dev;
+}
+
+// identity.dns_capture: the UDP/53 answer capture feeding `cache`, started;
+// null when it is off or (auto) cannot run here.
+absl::StatusOr<std::unique_ptr<DnsCapture>> StartDnsCapture(Config::AutoMode mode,
+                                                            DnsCache* cache) {
+  if (mode == Config::AutoMode::kOff) return nullptr;
+  absl::StatusOr<std::unique_ptr<DnsCapture>> capture =
+      InHostNetworkNamespace()
+          ? DnsCapture::Open(cache)
+          : absl::StatusOr<std::unique_ptr<DnsCapture>>(absl::FailedPreconditionError(
+                "not in the host's network namespace (in Kubernetes: hostNetwork: true), "
+                "so the pods' DNS answers are not seen"));
+  if (!capture.ok()) {
+    if (mode == Config::AutoMode::kOn) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "identity.dns_capture: ", capture.status().message(),
+          "; set identity.dns_capture: false to run without DNS names"));
+    }
+    fprintf(stderr, "redmap: DNS names off: %s (identity.dns_capture: auto)\n",
+            std::string(capture.status().message()).c_str());
+    return nullptr;
+  }
+  (*capture)->Start();
+  fprintf(stderr, "redmap: DNS names from answers captured on any (udp src port 53)\n");
+  return capture;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const Config& config) {
   const Config::Kubernetes& kc = config.kubernetes;
@@ -19,7 +59,13 @@ absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const C
     want = !kc.kubeconfig.empty() || !k8s::GetEnv("KUBERNETES_SERVICE_HOST").empty() ||
            !k8s::GetEnv("KUBECONFIG").empty();
   }
+  // DNS names are consulted by the Kubernetes identity resolver only;
+  // without it peers keep their IP addresses, as redmap always named them.
+  const absl::Status dns_without_identities = absl::InvalidArgumentError(
+      "identity.dns_capture: true needs Kubernetes identities (kubernetes.enabled): without them "
+      "peers are named by their IP addresses");
   if (!want) {
+    if (ic.dns_capture == Config::AutoMode::kOn) return dns_without_identities;
     fprintf(stderr, "redmap: kubernetes identities off (%s)\n",
             kc.enabled == Config::Kubernetes::Mode::kOff
                 ? "kubernetes.enabled: false"
@@ -35,6 +81,7 @@ absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const C
       return absl::InvalidArgumentError(
           absl::StrCat("kubernetes.kubeconfig: ", api.status().message()));
     }
+    if (ic.dns_capture == Config::AutoMode::kOn) return dns_without_identities;
     fprintf(stderr, "redmap: kubernetes identities off: %s (kubernetes.enabled: auto)\n",
             std::string(api.status().message()).c_str());
     return s;
@@ -63,6 +110,9 @@ absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const C
   s->resolver_ = std::make_unique<IdentityResolver>(io, s->store_.get(), s->cgroups_.get(),
                                                     /*processes=*/nullptr, s->cidrs_.get(),
                                                     s->dns_.get());
+  auto capture = StartDnsCapture(ic.dns_capture, s->dns_.get());
+  if (!capture.ok()) return capture.status();
+  s->dns_capture_ = std::move(*capture);
   k8s::ClientOptions co;
   co.node_name = s->node_name_;
   co.cluster_wide = kc.cluster_wide;
@@ -87,6 +137,7 @@ absl::StatusOr<std::unique_ptr<IdentitySources>> IdentitySources::Create(const C
 
 IdentitySources::~IdentitySources() {
   if (client_) client_->Stop();
+  if (dns_capture_) dns_capture_->Stop();
 }
 
 }  // namespace redmap

@@ -10,6 +10,7 @@ BUILD_PACKAGES=(
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev # status/containers, config, JSON
   libpcap-dev                                    # --replay of captures
   libcurl4-openssl-dev                           # Kubernetes API client (list/watch over TLS)
+  libc-ares-dev                                  # DNS answer parsing (names for remote addresses)
 )
 TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev  # tests, fuzzers, benchmarks
@@ -19,6 +20,7 @@ TEST_PACKAGES=(
   openssl                                                         # certificates for the TLS API-client test
   chromium                                                        # renders the traces page (headless)
   prometheus-alertmanager redis-server                            # alert delivery e2e, the demo's cache
+  dnsmasq-base bind9-dnsutils libcap2-bin                         # DNS server, dig, capsh (DNS names test)
 )
 
 want=("${BUILD_PACKAGES[@]}")

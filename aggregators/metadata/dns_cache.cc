@@ -39,13 +39,21 @@ void DnsCache::Add(const IpAddress& ip_in, std::string_view name, uint32_t ttl_s
       evicted_ += before - entries_.size();
     }
   }
-  entries_[ip] = Entry{std::string(name), now_ns + ttl};
+  auto [it, inserted] = entries_.try_emplace(ip);
+  Entry& e = it->second;
+  if (inserted || e.expires_ns <= now_ns || e.name != name) {
+    e.name.assign(name);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // The latest answer's TTL wins (a lookup's extension, min_ttl, is never longer).
+  e.expires_ns = now_ns + ttl;
 }
 
-std::optional<std::string> DnsCache::Lookup(const IpAddress& ip, uint64_t now_ns) const {
+std::optional<std::string> DnsCache::Lookup(const IpAddress& ip, uint64_t now_ns) {
   absl::MutexLock l(&mu_);
   auto it = entries_.find(ip.Canonical());
   if (it == entries_.end() || it->second.expires_ns <= now_ns) return std::nullopt;
+  it->second.expires_ns = std::max(it->second.expires_ns, now_ns + opt_.min_ttl_ns);
   return it->second.name;
 }
 

@@ -50,7 +50,7 @@ std::string_view IdentitySourceName(IdentitySource s) {
 
 IdentityResolver::IdentityResolver(IdentityOptions options, const k8s::Store* store,
                                    CgroupResolver* cgroups, ProcessResolver* processes,
-                                   const CidrNames* cidrs, const DnsCache* dns)
+                                   const CidrNames* cidrs, DnsCache* dns)
     : opt_(std::move(options)),
       store_(store),
       cgroups_(cgroups),

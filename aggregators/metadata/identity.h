@@ -97,7 +97,7 @@ class IdentityResolver {
   // Any source may be nullptr; each must outlive the resolver. Thread-safe
   // (the sources are).
   IdentityResolver(IdentityOptions options, const k8s::Store* store, CgroupResolver* cgroups,
-                   ProcessResolver* processes, const CidrNames* cidrs, const DnsCache* dns);
+                   ProcessResolver* processes, const CidrNames* cidrs, DnsCache* dns);
 
   // now_ns: monotonic, as for ProcessResolver and DnsCache.
   Identity Resolve(const IdentityQuery& q, uint64_t now_ns) const;
@@ -106,6 +106,9 @@ class IdentityResolver {
   Identity ResolveRemote(const IpAddress& ip, uint64_t now_ns) const;
 
   const IdentityOptions& options() const { return opt_; }
+  // The DNS names consulted (may be null); its generation() tells the
+  // identity cache when names below DNS may have changed.
+  const DnsCache* dns() const { return dns_; }
   // Lookups answered by each source since start (index: IdentitySource).
   std::array<uint64_t, kNumIdentitySources> resolved() const;
 
@@ -118,7 +121,7 @@ class IdentityResolver {
   CgroupResolver* cgroups_;
   ProcessResolver* processes_;
   const CidrNames* cidrs_;
-  const DnsCache* dns_;
+  DnsCache* dns_;  // a lookup keeps an address in use named (DnsCache::Lookup)
   mutable std::array<std::atomic<uint64_t>, kNumIdentitySources> resolved_{};
 };
 

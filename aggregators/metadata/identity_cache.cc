@@ -99,12 +99,26 @@ IdentityPtr IdentityCache::Local(uint32_t tgid, uint64_t cgroup_id, std::string_
   return labels;
 }
 
+uint64_t IdentityCache::RemoteGeneration(const IdentityLabels& l, uint64_t store_gen,
+                                         uint64_t dns_gen) {
+  const bool below_dns = l.source == IdentitySource::kDns || l.source == IdentitySource::kCidr ||
+                         l.source == IdentitySource::kExternal;
+  // Both counters only grow: the sum moves whenever either does.
+  return below_dns ? store_gen + dns_gen : store_gen;
+}
+
 IdentityPtr IdentityCache::Remote(const IpAddress& ip, uint64_t now_ns) {
   const uint64_t generation = store_ != nullptr ? store_->generation() : 0;
+  const DnsCache* dns = resolver_ != nullptr ? resolver_->dns() : nullptr;
+  const uint64_t dns_generation = dns != nullptr ? dns->generation() : 0;
   {
     absl::MutexLock l(&mu_);
     auto it = remote_.find(ip);
-    if (it != remote_.end() && Fresh(it->second, generation, now_ns)) return it->second.labels;
+    if (it != remote_.end() &&
+        Fresh(it->second, RemoteGeneration(*it->second.labels, generation, dns_generation),
+              now_ns)) {
+      return it->second.labels;
+    }
   }
   IdentityPtr labels;
   Identity id;
@@ -123,7 +137,7 @@ IdentityPtr IdentityCache::Remote(const IpAddress& ip, uint64_t now_ns) {
   absl::MutexLock l(&mu_);
   ++misses_;
   if (remote_.size() >= opt_.max_entries && !remote_.contains(ip)) remote_.clear();
-  remote_[ip] = Entry{labels, generation, now_ns};
+  remote_[ip] = Entry{labels, RemoteGeneration(*labels, generation, dns_generation), now_ns};
   return labels;
 }
 

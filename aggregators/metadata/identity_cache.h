@@ -9,7 +9,10 @@
 //
 // An entry is reused until the Kubernetes store changed (Store::generation())
 // and it is older than kRefreshNs, or it is older than kMaxAgeNs (pid reuse,
-// a pod that appeared late). Both tables are bounded (max_entries each);
+// a pod that appeared late). A remote address named below DNS (by a DNS
+// answer, a CIDR or as external) is also refreshed after kRefreshNs once a
+// DNS answer named a new address (DnsCache::generation()): a peer first seen
+// before its answer was read gets its name within a second. Both tables are bounded (max_entries each);
 // when one is full it is cleared, which costs one resolution per live key.
 // Without a resolver every local process is named by its process name and
 // every remote address by its IP, exactly as redmap did before identities.
@@ -95,6 +98,9 @@ class IdentityCache {
     uint64_t resolved_ns = 0;
   };
   bool Fresh(const Entry& e, uint64_t generation, uint64_t now_ns) const;
+  // The generation a remote entry is valid for: the store's, plus the DNS
+  // cache's for names DNS could change.
+  static uint64_t RemoteGeneration(const IdentityLabels& l, uint64_t store_gen, uint64_t dns_gen);
   IdentityPtr FromIdentity(Identity id) const;
 
   const IdentityCacheOptions opt_;

@@ -33,8 +33,15 @@ void Add(MetricFamily* f, double v, std::vector<ClientMetric::Label> labels = {}
 
 IdentityMetrics::IdentityMetrics(const k8s::Client* client, const k8s::Store* store,
                                  const IdentityResolver* resolver, const IdentityCache* cache,
-                                 const CgroupResolver* cgroups)
-    : client_(client), store_(store), resolver_(resolver), cache_(cache), cgroups_(cgroups) {}
+                                 const CgroupResolver* cgroups, const DnsCache* dns,
+                                 const DnsCapture* dns_capture)
+    : client_(client),
+      store_(store),
+      resolver_(resolver),
+      cache_(cache),
+      cgroups_(cgroups),
+      dns_(dns),
+      dns_capture_(dns_capture) {}
 
 std::vector<MetricFamily> IdentityMetrics::Collect() const {
   std::vector<MetricFamily> out;
@@ -109,7 +116,8 @@ std::vector<MetricFamily> IdentityMetrics::Collect() const {
   }
   MetricFamily entries = Family("redmap_identity_cache_entries",
                                 "Entries of the identity caches (identity.cache_entries per "
-                                "table; cgroup paths: identity.cgroup_cache_entries).",
+                                "table; cgroup paths: identity.cgroup_cache_entries; DNS names: "
+                                "identity.dns_cache_entries).",
                                 MetricType::Gauge);
   if (cache_ != nullptr) {
     Add(&entries, static_cast<double>(cache_->local_entries()), {{"table", "local"}});
@@ -118,6 +126,7 @@ std::vector<MetricFamily> IdentityMetrics::Collect() const {
   if (cgroups_ != nullptr) {
     Add(&entries, static_cast<double>(cgroups_->cached()), {{"table", "cgroup_paths"}});
   }
+  if (dns_ != nullptr) Add(&entries, static_cast<double>(dns_->size()), {{"table", "dns"}});
   if (!entries.metric.empty()) out.push_back(std::move(entries));
   if (resolver_ != nullptr) {
     MetricFamily lookups = Family("redmap_identity_lookups_total",
@@ -130,6 +139,42 @@ std::vector<MetricFamily> IdentityMetrics::Collect() const {
           {{"source", std::string(IdentitySourceName(static_cast<IdentitySource>(i)))}});
     }
     out.push_back(std::move(lookups));
+  }
+  if (dns_ != nullptr) {
+    MetricFamily evictions = Family("redmap_dns_cache_evictions_total",
+                                    "DNS names dropped before their TTL ran out because the cache "
+                                    "was full (identity.dns_cache_entries).",
+                                    MetricType::Counter);
+    Add(&evictions, static_cast<double>(dns_->evicted()));
+    out.push_back(std::move(evictions));
+    MetricFamily up = Family("redmap_dns_capture_up",
+                             "1 while DNS answers are captured (identity.dns_capture) to name "
+                             "addresses outside the cluster.",
+                             MetricType::Gauge);
+    Add(&up, dns_capture_ != nullptr && dns_capture_->up() ? 1 : 0);
+    out.push_back(std::move(up));
+  }
+  if (dns_capture_ != nullptr) {
+    MetricFamily answers = Family("redmap_dns_answers_total",
+                                  "DNS answers captured (UDP from port 53), by what came of them.",
+                                  MetricType::Counter);
+    const auto counts = dns_capture_->feed().answers();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      Add(&answers, static_cast<double>(counts[i]),
+          {{"result", std::string(DnsAnswerResultName(static_cast<DnsAnswerResult>(i)))}});
+    }
+    out.push_back(std::move(answers));
+    MetricFamily addresses = Family("redmap_dns_addresses_total",
+                                    "Addresses named from the A/AAAA records of captured answers.",
+                                    MetricType::Counter);
+    Add(&addresses, static_cast<double>(dns_capture_->feed().addresses()));
+    out.push_back(std::move(addresses));
+    MetricFamily drops = Family("redmap_dns_capture_drops_total",
+                                "Captured DNS answers the kernel dropped because the capture's "
+                                "ring was full.",
+                                MetricType::Counter);
+    Add(&drops, static_cast<double>(dns_capture_->kernel_drops()));
+    out.push_back(std::move(drops));
   }
   return out;
 }

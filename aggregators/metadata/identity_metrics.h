@@ -13,14 +13,22 @@
 //   redmap_kubernetes_objects{resource}         gauge    cached now
 //   redmap_kubernetes_objects_limit             gauge    kubernetes.max_objects_per_kind
 //   redmap_kubernetes_objects_dropped_total{resource}  counter  refused at the bound
-//   redmap_identity_cache_entries{table="local|remote|cgroup_paths"}  gauge
+//   redmap_identity_cache_entries{table="local|remote|cgroup_paths|dns"}  gauge
 //   redmap_identity_lookups_total{source}       counter  resolutions by the source that answered
+//   redmap_dns_cache_evictions_total            counter  names dropped before expiry (full)
+//   redmap_dns_capture_up                       gauge    1 while DNS answers are captured
+//   redmap_dns_answers_total{result}            counter  parsed, no_records, other_type,
+//                                                        truncated, malformed
+//   redmap_dns_addresses_total                  counter  addresses named from answers
+//   redmap_dns_capture_drops_total              counter  answers the kernel dropped (ring full)
 #ifndef REDMAP_AGGREGATORS_METADATA_IDENTITY_METRICS_H_
 #define REDMAP_AGGREGATORS_METADATA_IDENTITY_METRICS_H_
 
 #include <vector>
 
 #include "aggregators/metadata/cgroup/cgroup_resolver.h"
+#include "aggregators/metadata/dns_cache.h"
+#include "aggregators/metadata/dns_capture.h"
 #include "aggregators/metadata/identity.h"
 #include "aggregators/metadata/identity_cache.h"
 #include "aggregators/metadata/k8s/k8s_client.h"
@@ -34,7 +42,8 @@ class IdentityMetrics : public prometheus::Collectable {
   // Every pointer may be null (that part is off); each must outlive this.
   IdentityMetrics(const k8s::Client* client, const k8s::Store* store,
                   const IdentityResolver* resolver, const IdentityCache* cache,
-                  const CgroupResolver* cgroups);
+                  const CgroupResolver* cgroups, const DnsCache* dns = nullptr,
+                  const DnsCapture* dns_capture = nullptr);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -43,6 +52,8 @@ class IdentityMetrics : public prometheus::Collectable {
   const IdentityResolver* resolver_;
   const IdentityCache* cache_;
   const CgroupResolver* cgroups_;
+  const DnsCache* dns_;
+  const DnsCapture* dns_capture_;
 };
 
 }  // namespace redmap

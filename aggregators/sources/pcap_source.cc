@@ -13,36 +13,13 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "aggregators/sources/packet_headers.h"
 #include "bpf/protocol_infer.h"
 
 namespace redmap {
 namespace {
 
-uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-uint32_t Be32(const uint8_t* p) {
-  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-
-constexpr uint16_t kEtherIpv4 = 0x0800;
-constexpr uint16_t kEtherIpv6 = 0x86dd;
-constexpr uint8_t kIpProtoTcp = 6;
 constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10;
-
-bool LinkTypeSupported(int linktype) {
-  switch (linktype) {
-    case DLT_EN10MB:
-    case DLT_LINUX_SLL:
-    case DLT_LINUX_SLL2:
-    case DLT_RAW:
-    case DLT_IPV4:
-    case DLT_IPV6:
-    case DLT_NULL:
-    case DLT_LOOP:
-      return true;
-    default:
-      return false;
-  }
-}
 
 struct Packet {
   Endpoint src, dst;
@@ -54,126 +31,32 @@ struct Packet {
 
 enum class ParseResult { kTcp, kTruncatedTcp, kUnsupported, kMalformed };
 
-// Link header -> offset of the IP header. Any ethertype/family that is not
-// IPv4 or IPv6 is kUnsupported.
-ParseResult SkipLink(int linktype, const uint8_t* d, size_t n, size_t* off) {
-  uint16_t ethertype;
-  switch (linktype) {
-    case DLT_EN10MB: {
-      if (n < 14) return ParseResult::kMalformed;
-      size_t o = 14;
-      ethertype = Be16(d + 12);
-      // 802.1Q / 802.1ad tags, possibly stacked.
-      while (ethertype == 0x8100 || ethertype == 0x88a8 || ethertype == 0x9100) {
-        if (n < o + 4) return ParseResult::kMalformed;
-        ethertype = Be16(d + o + 2);
-        o += 4;
-      }
-      *off = o;
-      break;
-    }
-    case DLT_LINUX_SLL:
-      if (n < 16) return ParseResult::kMalformed;
-      ethertype = Be16(d + 14);
-      *off = 16;
-      break;
-    case DLT_LINUX_SLL2:
-      if (n < 20) return ParseResult::kMalformed;
-      ethertype = Be16(d);
-      *off = 20;
-      break;
-    case DLT_NULL:
-    case DLT_LOOP: {
-      if (n < 4) return ParseResult::kMalformed;
-      // Address family in the writer's byte order (DLT_NULL) or network
-      // order (DLT_LOOP); the values are small, so either order reads right.
-      uint32_t family = Be32(d);
-      if (family > 0xffff) family = __builtin_bswap32(family);
-      *off = 4;
-      // AF_INET everywhere; AF_INET6 on Linux, Net/OpenBSD, FreeBSD, macOS.
-      if (family == 2) return ParseResult::kTcp;
-      if (family == 10 || family == 24 || family == 28 || family == 30) return ParseResult::kTcp;
-      return ParseResult::kUnsupported;
-    }
-    default:  // raw IP
-      *off = 0;
-      return ParseResult::kTcp;
-  }
-  return ethertype == kEtherIpv4 || ethertype == kEtherIpv6 ? ParseResult::kTcp
-                                                            : ParseResult::kUnsupported;
-}
-
 // Parses link, IP and TCP headers of one captured packet. `caplen` bytes are
 // at `d`; `wirelen` is how long the packet was on the wire.
 ParseResult ParsePacket(int linktype, const uint8_t* d, size_t caplen, size_t wirelen, Packet* p) {
-  size_t off = 0;
-  ParseResult link = SkipLink(linktype, d, caplen, &off);
-  if (link != ParseResult::kTcp) return link;
-  if (caplen <= off) return ParseResult::kMalformed;
-  d += off;
-  const size_t n = caplen - off;
-  const size_t wire = wirelen - off;
-  size_t l4;        // offset of the TCP header
-  uint32_t l4_len;  // TCP header + payload, from the IP header
-  const uint8_t version = d[0] >> 4;
-  if (version == 4) {
-    if (n < 20) return ParseResult::kMalformed;
-    const size_t ihl = (d[0] & 0x0f) * 4u;
-    uint32_t total = Be16(d + 2);
-    // Segmentation offload can leave 0 here; the capture length then tells.
-    if (total == 0) total = static_cast<uint32_t>(std::min<size_t>(wire, UINT32_MAX));
-    if (ihl < 20 || total < ihl || total > wire || n < ihl) return ParseResult::kMalformed;
-    if ((Be16(d + 6) & 0x3fff) != 0) return ParseResult::kUnsupported;  // a fragment
-    if (d[9] != kIpProtoTcp) return ParseResult::kUnsupported;
-    uint32_t s, t;
-    std::memcpy(&s, d + 12, 4);
-    std::memcpy(&t, d + 16, 4);
-    p->src.addr = IpAddress::V4(s);
-    p->dst.addr = IpAddress::V4(t);
-    l4 = ihl;
-    l4_len = total - static_cast<uint32_t>(ihl);
-  } else if (version == 6) {
-    if (n < 40) return ParseResult::kMalformed;
-    uint32_t payload = Be16(d + 4);
-    if (payload == 0) payload = static_cast<uint32_t>(std::min<size_t>(wire - 40, UINT32_MAX));
-    if (40 + size_t{payload} > wire) return ParseResult::kMalformed;
-    p->src.addr = IpAddress::V6(d + 8).Canonical();
-    p->dst.addr = IpAddress::V6(d + 24).Canonical();
-    uint8_t next = d[6];
-    l4 = 40;
-    // Hop-by-hop, routing, destination options and AH carry their own
-    // length; anything else (fragments, ESP, ...) is not followed.
-    for (int i = 0; i < 8; ++i) {
-      size_t len;
-      if (next == 0 || next == 43 || next == 60) {
-        if (n < l4 + 2) return ParseResult::kMalformed;
-        len = (d[l4 + 1] + 1u) * 8;
-      } else if (next == 51) {
-        if (n < l4 + 2) return ParseResult::kMalformed;
-        len = (d[l4 + 1] + 2u) * 4;
-      } else {
-        break;
-      }
-      if (payload < len) return ParseResult::kMalformed;
-      next = d[l4];
-      l4 += len;
-      payload -= static_cast<uint32_t>(len);
-    }
-    if (next != kIpProtoTcp) return ParseResult::kUnsupported;
-    l4_len = payload;
-  } else {
-    return ParseResult::kMalformed;
+  IpPacket ip;
+  switch (ParseIpHeaders(linktype, d, caplen, wirelen, &ip)) {
+    case HeaderResult::kOk:
+      break;
+    case HeaderResult::kMalformed:
+      return ParseResult::kMalformed;
+    case HeaderResult::kUnsupported:
+    case HeaderResult::kFragment:
+      return ParseResult::kUnsupported;
   }
-  if (l4_len < 20 || n < l4 + 20) return ParseResult::kMalformed;
-  const uint8_t* t = d + l4;
+  if (ip.protocol != kIpProtoTcp) return ParseResult::kUnsupported;
+  const size_t n = ip.l4_captured;
+  const uint32_t l4_len = ip.l4_len;
+  if (l4_len < 20 || n < 20) return ParseResult::kMalformed;
+  const uint8_t* t = ip.l4;
   const size_t thl = (t[12] >> 4) * 4u;
-  if (thl < 20 || l4_len < thl || n < l4 + thl) return ParseResult::kMalformed;
-  p->src.port = Be16(t);
-  p->dst.port = Be16(t + 2);
+  if (thl < 20 || l4_len < thl || n < thl) return ParseResult::kMalformed;
+  p->src = Endpoint{ip.src, Be16(t)};
+  p->dst = Endpoint{ip.dst, Be16(t + 2)};
   p->seq = Be32(t + 4);
   p->flags = t[13];
   p->payload_len = l4_len - static_cast<uint32_t>(thl);
-  const size_t have = n - l4 - thl;  // may include link-layer padding
+  const size_t have = n - thl;  // may include link-layer padding
   p->payload = std::string_view(reinterpret_cast<const char*>(t + thl),
                                 std::min<size_t>(have, p->payload_len));
   return have < p->payload_len ? ParseResult::kTruncatedTcp : ParseResult::kTcp;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ struct CommandResult {
 };
 // Runs `sh -c command` and waits.
 CommandResult RunShell(const std::string& command);
+
+// Polls `cond` every 200 ms for up to `seconds`; its last answer.
+bool WaitUntil(const std::function<bool()>& cond, int seconds);
 
 // A TCP port on 127.0.0.1 free right now.
 int FreePort();

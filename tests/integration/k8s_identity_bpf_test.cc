@@ -41,6 +41,7 @@ using ::redmap::testing::ServiceJson;
 using ::redmap::testing::SliceJson;
 using ::redmap::testing::Subprocess;
 using ::redmap::testing::TempDir;
+using ::redmap::testing::WaitUntil;
 using Labels = std::map<std::string, std::string>;
 
 constexpr char kServer[] = "http_server_request_duration_seconds";
@@ -52,15 +53,6 @@ constexpr int kTtlSeconds = 4;
 constexpr char kBackendUid[] = "5f0c3e64-1d2b-4a51-9f7e-2b7a8c9d0e11";
 constexpr char kFrontendUid[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 constexpr char kBatchUid[] = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b";
-
-bool WaitUntil(const std::function<bool()>& cond, int seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return cond();
-}
 
 class K8sIdentityTest : public ::testing::Test {
  protected:
@@ -98,13 +90,7 @@ class K8sIdentityTest : public ::testing::Test {
     api_->Put("services", ServiceJson("shop", "backend", {{"app", "backend"}}, "10.96.40.10"));
     api_->Put("endpointslices", SliceJson("shop", "backend-abcde", "backend", {backend_->ip()}));
 
-    kubeconfig_ = dir_.Write(
-        "kubeconfig",
-        absl::StrCat("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
-                     "    server: http://127.0.0.1:", api_->port(),
-                     "\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n"
-                     "    user: redmap\ncurrent-context: fake\nusers:\n- name: redmap\n"
-                     "  user:\n    token: unused\n"));
+    kubeconfig_ = dir_.Write("kubeconfig", testing::KubeconfigFor(api_->port()));
     const std::string config = dir_.Write(
         "redmap.yaml",
         absl::StrCat("kubernetes:\n  enabled: true\n  kubeconfig: ", kubeconfig_,

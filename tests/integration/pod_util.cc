@@ -139,4 +139,41 @@ CommandResult FakePod::Run(const std::string& command) {
                                command, "\"'"));
 }
 
+std::unique_ptr<OutsideHost> OutsideHost::Create(PodNetwork* net, const std::string& name,
+                                                 const std::string& prefix) {
+  auto h = std::unique_ptr<OutsideHost>(new OutsideHost());
+  h->prefix_ = prefix;
+  h->netns_ = absl::StrCat("rmhost-", name, "-", getpid());
+  h->veth_host_ = DeviceName("rmh", absl::StrCat(name, getpid()));
+  const std::string veth_far = DeviceName("rmf", absl::StrCat(name, getpid()));
+  if (!Sh(absl::StrCat("ip netns add ", h->netns_, " && ip link add ", h->veth_host_,
+                       " type veth peer name ", veth_far, " && ip link set ", veth_far, " netns ",
+                       h->netns_, " && ip link set ", h->veth_host_, " master ", net->bridge(),
+                       " && ip link set ", h->veth_host_, " up")) ||
+      !Sh(absl::StrCat("ip netns exec ", h->netns_, " sh -c 'ip link set lo up && ip link set ",
+                       veth_far, " name eth0 && ip addr add ", h->ip(), "/24 dev eth0 && ",
+                       "ip link set eth0 up && ip route add ", net->prefix(), ".0/24 dev eth0'"))) {
+    return nullptr;
+  }
+  return h;
+}
+
+OutsideHost::~OutsideHost() {
+  if (!netns_.empty()) RunShell("ip netns pids " + netns_ + " | xargs -r kill -9");
+  if (!veth_host_.empty()) RunShell("ip link del " + veth_host_);
+  if (!netns_.empty()) RunShell("ip netns del " + netns_);
+}
+
+std::unique_ptr<Subprocess> OutsideHost::Start(const std::vector<std::string>& argv) {
+  std::vector<std::string> full = {"ip", "netns", "exec", netns_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  auto p = std::make_unique<Subprocess>();
+  if (!p->Start(full)) return nullptr;
+  return p;
+}
+
+CommandResult OutsideHost::Run(const std::string& command) {
+  return RunShell(absl::StrCat("ip netns exec ", netns_, " sh -c '", command, "'"));
+}
+
 }  // namespace redmap::testing

@@ -68,6 +68,32 @@ class FakePod {
   std::vector<std::string> created_dirs_;  // innermost last
 };
 
+// A host outside the cluster: its own network namespace on the node's
+// bridge (a veth from the host, like a pod's), but with an address outside
+// the pods' subnet: `prefix` like "198.18.7" gives it <prefix>.2/24. Pods
+// reach it over the bridge once they have the on-link route
+// `OnLinkRoute()`; it has one back to the pods' subnet and no default
+// route, so nothing in it can reach beyond this node, and the host does
+// not forward.
+class OutsideHost {
+ public:
+  static std::unique_ptr<OutsideHost> Create(PodNetwork* net, const std::string& name,
+                                             const std::string& prefix);
+  ~OutsideHost();
+  std::string ip() const { return prefix_ + ".2"; }
+  const std::string& netns() const { return netns_; }
+  // The route a pod needs to reach it: "<prefix>.0/24 dev eth0".
+  std::string OnLinkRoute() const { return prefix_ + ".0/24 dev eth0"; }
+  // Starts argv inside the namespace (a host process, no pod cgroup).
+  std::unique_ptr<Subprocess> Start(const std::vector<std::string>& argv);
+  CommandResult Run(const std::string& command);
+
+ private:
+  std::string netns_;
+  std::string veth_host_;
+  std::string prefix_;
+};
+
 // The cgroup2 mount point on this machine (/sys/fs/cgroup/unified on hybrid
 // hosts, /sys/fs/cgroup on unified ones).
 std::string Cgroup2Root();

@@ -89,6 +89,15 @@ class FakeApiServer {
   int port_ = 0;
 };
 
+// A kubeconfig pointing at a FakeApiServer on 127.0.0.1:`port`.
+inline std::string KubeconfigFor(int port) {
+  return "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
+         "    server: http://127.0.0.1:" + std::to_string(port) +
+         "\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n"
+         "    user: redmap\ncurrent-context: fake\nusers:\n- name: redmap\n"
+         "  user:\n    token: unused\n";
+}
+
 // API objects in the shapes of the API reference (the server adds kind,
 // apiVersion and resourceVersion).
 inline json PodJson(const std::string& ns, const std::string& name, const std::string& uid,

@@ -105,6 +105,7 @@ identity:
   external_name: internet
   cidr_names: {"10.20.0.0/16": corp-vpn, "192.0.2.0/24": lab}
   pod_name_label: true
+  dns_capture: false
 red:
   route_patterns: ["/api/users/{id}", "/static/**"]
   server_drop_labels: [k8s_owner_kind, http_response_status_code]
@@ -121,6 +122,8 @@ red:
   EXPECT_EQ(c->identity.external_name, "internet");
   ASSERT_EQ(c->identity.cidr_names.size(), 2u);
   EXPECT_TRUE(c->identity.pod_name_label);
+  EXPECT_EQ(c->identity.dns_capture, Config::AutoMode::kOff);
+  EXPECT_EQ(Config().identity.dns_capture, Config::AutoMode::kAuto);
   EXPECT_EQ(c->red.route_patterns.size(), 2u);
   EXPECT_EQ(c->red.server_drop_labels.size(), 2u);
   EXPECT_EQ(c->red.client_drop_labels, std::vector<std::string>{"server_port"});
@@ -141,6 +144,7 @@ red:
   } bad[] = {
       {"kubernetes:\n  enabled: maybe\n", "kubernetes.enabled: must be auto, true or false"},
       {"identity:\n  edge_level: node\n", "identity.edge_level: must be pod, workload or service"},
+      {"identity:\n  dns_capture: on\n", "identity.dns_capture: must be auto, true or false"},
       {"identity:\n  cidr_names: {\"10.0.0.0/33\": x}\n", "identity.cidr_names:"},
       {"identity:\n  cidr_names: [a]\n", "identity.cidr_names: must be a map"},
       {"red:\n  route_patterns: [\"api/x\"]\n", "red.route_patterns: pattern \"api/x\""},

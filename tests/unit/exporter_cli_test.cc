@@ -74,6 +74,19 @@ TEST(ExporterCliTest, BadValue) {
   unlink(f.c_str());
 }
 
+TEST(ExporterCliTest, DnsCaptureWithoutKubernetesIsAnError) {
+  // DNS names are only used with Kubernetes identities: asking for the
+  // capture without them stops the exporter before anything is loaded.
+  std::string f = WriteTemp("kubernetes:\n  enabled: false\nidentity:\n  dns_capture: true\n");
+  Result r = RunExporter("--config.file=" + f + " --web.listen-address=127.0.0.1:1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("identity.dns_capture: true needs Kubernetes identities"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.out, "");
+  unlink(f.c_str());
+}
+
 TEST(ExporterCliTest, MalformedYaml) {
   std::string f = WriteTemp("capture: [\n");
   Result r = RunExporter("--config.file=" + f);

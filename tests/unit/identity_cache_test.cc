@@ -172,6 +172,34 @@ TEST_F(IdentityCacheTest, RemoteAddresses) {
   EXPECT_LE(c.remote_entries(), 4u);
 }
 
+TEST_F(IdentityCacheTest, ADnsAnswerRenamesAnExternalPeerWithinASecond) {
+  DnsCache dns;
+  IdentityOptions o;
+  o.node_name = "node-a";
+  IdentityResolver r(o, &store_, cgroups_.get(), nullptr, &cidrs_, &dns);
+  IdentityCache c = Cache(&r);
+  // Seen before its answer was read: external, and the partner range by CIDR.
+  EXPECT_EQ(c.Remote(ParseIp("203.0.113.10"), kSec)->name, "external");
+  EXPECT_EQ(c.Remote(ParseIp("198.51.100.7"), kSec)->name, "partner-api");
+  EXPECT_EQ(c.Remote(ParseIp("10.244.2.9"), kSec)->name, "backend");
+  dns.Add(ParseIp("203.0.113.10"), "api.example.com", 300, kSec);
+  dns.Add(ParseIp("198.51.100.7"), "partner.example.net", 300, kSec);
+  dns.Add(ParseIp("10.244.2.9"), "backend.example.net", 300, kSec);
+  // Cached for the refresh interval, then named by DNS, which outranks a
+  // CIDR but never a pod.
+  EXPECT_EQ(c.Remote(ParseIp("203.0.113.10"), kSec + kSec / 2)->name, "external");
+  EXPECT_EQ(c.Remote(ParseIp("203.0.113.10"), 2 * kSec)->name, "api.example.com");
+  EXPECT_EQ(c.Remote(ParseIp("203.0.113.10"), 2 * kSec)->source, IdentitySource::kDns);
+  EXPECT_FALSE(c.Remote(ParseIp("203.0.113.10"), 2 * kSec)->in_cluster());
+  EXPECT_EQ(c.Remote(ParseIp("198.51.100.7"), 2 * kSec)->name, "partner.example.net");
+  EXPECT_EQ(c.Remote(ParseIp("10.244.2.9"), 2 * kSec)->name, "backend");
+  // A pod entry is not refreshed by DNS answers: one resolution each so far.
+  const uint64_t misses = c.misses();
+  dns.Add(ParseIp("203.0.113.99"), "other.example.com", 300, 3 * kSec);
+  EXPECT_EQ(c.Remote(ParseIp("10.244.2.9"), 5 * kSec)->name, "backend");
+  EXPECT_EQ(c.misses(), misses);
+}
+
 TEST_F(IdentityCacheTest, WithoutKubernetesNamesAreProcessesAndAddresses) {
   IdentityCache c = Cache(nullptr);
   IdentityPtr id = c.Local(200, 0, "python3", kSec);

@@ -71,18 +71,45 @@ TEST(DnsCacheTest, TtlAndLatestAnswer) {
   o.max_ttl_ns = 100 * kSec;
   DnsCache dns(o);
   dns.Add(ParseIp("93.184.216.34"), "example.com.", 30, 0);
-  EXPECT_EQ(dns.Lookup(ParseIp("93.184.216.34"), 29 * kSec), "example.com");
+  EXPECT_EQ(dns.Lookup(ParseIp("93.184.216.34"), 15 * kSec), "example.com");
   EXPECT_EQ(dns.Lookup(ParseIp("93.184.216.34"), 30 * kSec), std::nullopt);
   dns.Add(ParseIp("1.1.1.1"), "a.example", 1, 0);  // raised to min_ttl
   EXPECT_EQ(dns.Lookup(ParseIp("1.1.1.1"), 9 * kSec), "a.example");
   dns.Add(ParseIp("1.1.1.1"), "b.example", 100000, kSec);  // capped at max_ttl; latest wins
-  EXPECT_EQ(dns.Lookup(ParseIp("::ffff:1.1.1.1"), 100 * kSec), "b.example");
+  EXPECT_EQ(dns.Lookup(ParseIp("::ffff:1.1.1.1"), 80 * kSec), "b.example");
   EXPECT_EQ(dns.Lookup(ParseIp("1.1.1.1"), 101 * kSec), std::nullopt);
   // Names that are not label-safe are ignored.
   dns.Add(ParseIp("2.2.2.2"), "bad name", 60, 0);
   dns.Add(ParseIp("2.2.2.2"), "", 60, 0);
   dns.Add(ParseIp("2.2.2.2"), std::string(300, 'a'), 60, 0);
   EXPECT_EQ(dns.Lookup(ParseIp("2.2.2.2"), 0), std::nullopt);
+}
+
+TEST(DnsCacheTest, AnAddressInUseKeepsItsName) {
+  DnsCacheOptions o;
+  o.min_ttl_ns = 10 * kSec;
+  DnsCache dns(o);
+  dns.Add(ParseIp("93.184.216.34"), "example.com", 10, 0);
+  // Looked up before it expires: named for min_ttl past each lookup, as a
+  // long-lived connection's identity is re-resolved while it is used.
+  for (uint64_t t = 8; t <= 80; t += 8) {
+    EXPECT_EQ(dns.Lookup(ParseIp("93.184.216.34"), t * kSec), "example.com") << t;
+  }
+  EXPECT_EQ(dns.Lookup(ParseIp("93.184.216.34"), 91 * kSec), std::nullopt);
+}
+
+TEST(DnsCacheTest, GenerationMovesWhenANameIsNewOrChanges) {
+  DnsCache dns;
+  const uint64_t g0 = dns.generation();
+  dns.Add(ParseIp("1.1.1.1"), "a.example", 300, 0);
+  const uint64_t g1 = dns.generation();
+  EXPECT_GT(g1, g0);
+  dns.Add(ParseIp("1.1.1.1"), "a.example", 300, kSec);  // a refresh
+  EXPECT_EQ(dns.generation(), g1);
+  dns.Add(ParseIp("1.1.1.1"), "b.example", 300, 2 * kSec);  // renamed
+  EXPECT_GT(dns.generation(), g1);
+  dns.Add(ParseIp("1.1.1.1"), "bad name", 300, 3 * kSec);  // ignored
+  EXPECT_EQ(dns.Lookup(ParseIp("1.1.1.1"), 3 * kSec), "b.example");
 }
 
 TEST(DnsCacheTest, Bounded) {

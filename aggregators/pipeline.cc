@@ -46,15 +46,14 @@ class Pipeline::Impl {
         red_(std::make_shared<RedAggregator>(
             options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }))),
         tcp_(std::make_shared<TcpAggregator>(
-            options.network,
+            NetworkOptionsFrom(options),
             ProcessIdentityResolver(
                 [this](uint32_t tgid, uint64_t cgroup_id, std::string_view comm, uint64_t ts_ns) {
-                  return identities_.Local(tgid, cgroup_id, comm, ts_ns)->name;
+                  return identities_.Local(tgid, cgroup_id, comm, ts_ns);
                 }),
-            RemoteNameResolver(
-            [this](const IpAddress& ip, uint64_t ts_ns) {
+            RemoteIdentityResolver([this](const IpAddress& ip, uint64_t ts_ns) {
               if (ts_ns == 0) ts_ns = MonotonicNowNs();  // at scrape time
-              return identities_.Remote(ip, ts_ns)->name;
+              return identities_.Remote(ip, ts_ns);
             }))),
         service_graph_(std::make_shared<ServiceGraphAggregator>(
             ServiceGraphOptionsFrom(options),
@@ -85,6 +84,13 @@ class Pipeline::Impl {
       g.node_name = node != nullptr && *node != '\0' ? node : LocalHostName();
     }
     return g;
+  }
+
+  // The TCP edges carry the node that observed them, as the service graph's.
+  static NetworkOptions NetworkOptionsFrom(const PipelineOptions& o) {
+    NetworkOptions n = o.network;
+    if (n.node_name.empty()) n.node_name = ServiceGraphOptionsFrom(o).node_name;
+    return n;
   }
 
   static IdentityCacheOptions IdentityCacheOptionsFrom(const PipelineOptions& o) {

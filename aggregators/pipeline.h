@@ -33,7 +33,7 @@ struct PipelineOptions {
   RedOptions red;
   NetworkOptions network;
   // Buckets default to red.buckets and node_name to NODE_NAME or the host
-  // name when left empty.
+  // name when left empty; network.node_name defaults to the service graph's.
   ServiceGraphOptions service_graph;
   // Resolve service_name from /proc (see metadata/process_info.h). When
   // false (replay) no /proc is read: a span's process is named by the comm

@@ -8,7 +8,7 @@ panel defaults. Edit this file, run it, commit both:
 
 Variables: `datasource` (any Prometheus), `cluster`, and per dashboard
 namespace/workload/service (RED), namespace/service (service map),
-client/server (network), instance (health). Every label variable defaults to
+client namespace/client/server namespace/server (network), instance (health). Every label variable defaults to
 All with allValue `.*`, so the queries match series where the label is empty
 or absent (a machine without Kubernetes, a Prometheus without a cluster
 label).
@@ -310,7 +310,8 @@ def service_map():
 
 # ---- Network ----------------------------------------------------------------------------
 def network():
-    sel = 'cluster=~"$cluster", client=~"$client", server=~"$server"'
+    sel = ('cluster=~"$cluster", client_service_namespace=~"$client_namespace", client=~"$client", '
+           'server_service_namespace=~"$server_namespace", server=~"$server"')
     cs = 'side="client", ' + sel
     L = Layout()
 
@@ -371,10 +372,16 @@ def network():
                  "Value #C": "retransmits/s now - range", "Value #D": "failed connects/s now - range"},
                 {"connect p99 now / range": "none", "RTT p99 now / range": "none"},
                 "RTT p99 now / range"), w=24, h=10)
+    # Every edge has a retransmits series (kind="data", even at 0).
+    edges = 'redmap_tcp_retransmits_total{cluster=~"$cluster"%s}'
     variables = [
         CLUSTER,
-        label_var("client", "client", 'redmap_tcp_retransmits_total{cluster=~"$cluster"}', "Client"),
-        label_var("server", "server", 'redmap_tcp_retransmits_total{cluster=~"$cluster"}', "Server"),
+        label_var("client_namespace", "client_service_namespace", edges % "", "Client namespace"),
+        label_var("client", "client",
+                  edges % ', client_service_namespace=~"$client_namespace"', "Client"),
+        label_var("server_namespace", "server_service_namespace", edges % "", "Server namespace"),
+        label_var("server", "server",
+                  edges % ', server_service_namespace=~"$server_namespace"', "Server"),
     ]
     return dashboard("redmap-network", "redmap / Network",
                      "TCP health per edge from the kernel's TCP stack: is it the app or the network?",

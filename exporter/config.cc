@@ -13,8 +13,10 @@
 #include "absl/strings/str_join.h"
 #include "aggregators/metadata/cidr_names.h"
 #include "aggregators/metadata/identity.h"
+#include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/red/route_normalizer.h"
+#include "aggregators/servicemap/service_graph.h"
 #include "exporter/listen_address.h"
 #include "yaml-cpp/yaml.h"
 
@@ -158,25 +160,44 @@ Setter Text(Section Config::*section, std::string Section::*field, const char* w
   };
 }
 
-// A list of label names of a RED family (server or client side).
-Setter DropLabels(bool server, std::vector<std::string> Config::Red::*field) {
+// A drop or keep list of a family's labels: `names` are all its labels, the
+// first `required` of them name what the series is about and cannot be
+// left out.
+template <typename Section>
+Setter LabelList(Section Config::*section, std::vector<std::string> Section::*field,
+                 std::vector<std::string> names, size_t required) {
   return [=](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
     if (!n.IsSequence()) return BadValue(key, "must be a list of label names", n);
-    const std::vector<std::string> names = RedLabelNames(server);
+    // "every entry must be one of a, b (x and y name the series and are
+    // always kept)".
+    const std::string kept = absl::StrJoin(names.begin(), names.begin() + required, ", ");
+    const std::string allowed =
+        absl::StrCat("every entry must be one of ",
+                     absl::StrJoin(names.begin() + required, names.end(), ", "), " (", kept,
+                     required == 1 ? " names the series and is" : " name the series and are",
+                     " always kept)");
     std::vector<std::string> out;
     for (const auto& item : n) {
-      if (!item.IsScalar() || item.Scalar() == "service_name" ||
-          std::find(names.begin(), names.end(), item.Scalar()) == names.end()) {
-        return BadValue(key,
-                        absl::StrCat("every entry must be one of ",
-                                     absl::StrJoin(names.begin() + 1, names.end(), ", ")),
-                        item);
+      if (!item.IsScalar() ||
+          std::find(names.begin() + required, names.end(), item.Scalar()) == names.end()) {
+        return BadValue(key, allowed, item);
       }
       out.push_back(item.Scalar());
     }
-    c->red.*field = std::move(out);
+    (c->*section).*field = std::move(out);
     return absl::OkStatus();
   };
+}
+
+Setter RedLabels(bool server, std::vector<std::string> Config::Red::*field) {
+  return LabelList(&Config::red, field, RedLabelNames(server), 1);
+}
+Setter TcpLabels(std::vector<std::string> Config::Network::*field) {
+  return LabelList(&Config::network, field, TcpLabelNames(), kTcpEdgeLabels);
+}
+Setter ServiceGraphLabels(std::vector<std::string> Config::ServiceGraph::*field) {
+  return LabelList(&Config::service_graph, field, ServiceGraphLabelNames(),
+                   kServiceGraphEdgeLabels);
 }
 
 const std::map<std::string, Setter>& Keys() {
@@ -230,10 +251,10 @@ const std::map<std::string, Setter>& Keys() {
          c->red.route_patterns = std::move(patterns);
          return absl::OkStatus();
        }},
-      {"red.server_drop_labels", DropLabels(true, &Config::Red::server_drop_labels)},
-      {"red.client_drop_labels", DropLabels(false, &Config::Red::client_drop_labels)},
-      {"red.server_keep_labels", DropLabels(true, &Config::Red::server_keep_labels)},
-      {"red.client_keep_labels", DropLabels(false, &Config::Red::client_keep_labels)},
+      {"red.server_drop_labels", RedLabels(true, &Config::Red::server_drop_labels)},
+      {"red.client_drop_labels", RedLabels(false, &Config::Red::client_drop_labels)},
+      {"red.server_keep_labels", RedLabels(true, &Config::Red::server_keep_labels)},
+      {"red.client_keep_labels", RedLabels(false, &Config::Red::client_keep_labels)},
       {"kubernetes.enabled", Auto(&Config::kubernetes, &Config::Kubernetes::enabled)},
       {"kubernetes.kubeconfig",
        Text(&Config::kubernetes, &Config::Kubernetes::kubeconfig, "must be a file path")},
@@ -318,10 +339,14 @@ const std::map<std::string, Setter>& Keys() {
       {"network.max_series", U32(&Config::network, &Config::Network::max_series, 1, 1u << 20)},
       {"network.series_ttl_seconds",
        U32(&Config::network, &Config::Network::series_ttl_seconds, 1, 86400 * 7)},
+      {"network.drop_labels", TcpLabels(&Config::Network::drop_labels)},
+      {"network.keep_labels", TcpLabels(&Config::Network::keep_labels)},
       {"service_graph.max_series",
        U32(&Config::service_graph, &Config::ServiceGraph::max_series, 1, 1u << 20)},
       {"service_graph.series_ttl_seconds",
        U32(&Config::service_graph, &Config::ServiceGraph::series_ttl_seconds, 1, 86400 * 7)},
+      {"service_graph.drop_labels", ServiceGraphLabels(&Config::ServiceGraph::drop_labels)},
+      {"service_graph.keep_labels", ServiceGraphLabels(&Config::ServiceGraph::keep_labels)},
       {"debug.listen_address",
        [](const YAML::Node& n, const std::string& key, Config* c) -> absl::Status {
          if (!n.IsScalar()) return BadValue(key, "must be HOST:PORT", n);

@@ -67,12 +67,19 @@ struct Config {
                                        0.1,     0.25,     0.5,     1,      2.5};
     uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
     uint32_t series_ttl_seconds = 600;  // idle edges without connections disappear
+    // Labels left out of redmap_tcp_* edge series (deny list), and, when not
+    // empty, the only ones kept besides side, client and server (allow list).
+    std::vector<std::string> drop_labels;
+    std::vector<std::string> keep_labels;
   } network;
 
   // Service-map edges (traces_service_graph_*); durations use red.buckets.
   struct ServiceGraph {
     uint32_t max_series = 10000;        // edges; beyond: one __overflow__ edge
     uint32_t series_ttl_seconds = 600;  // edges not updated this long disappear
+    // As for network: every label but client and server may be left out.
+    std::vector<std::string> drop_labels;
+    std::vector<std::string> keep_labels;
   } service_graph;
 
   // The Kubernetes API (aggregators/metadata/k8s/): list + watch of pods,

@@ -16,18 +16,23 @@
 
 namespace redmap {
 
-std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+std::vector<std::string> DroppedLabels(const std::vector<std::string>& names, size_t required,
+                                       const std::vector<std::string>& drop,
                                        const std::vector<std::string>& keep) {
   std::vector<std::string> out = drop;
   if (keep.empty()) return out;
-  for (const std::string& name : RedLabelNames(server)) {
-    if (name == "service_name") continue;
-    if (std::find(keep.begin(), keep.end(), name) == keep.end() &&
-        std::find(out.begin(), out.end(), name) == out.end()) {
-      out.push_back(name);
+  for (size_t i = required; i < names.size(); ++i) {
+    if (std::find(keep.begin(), keep.end(), names[i]) == keep.end() &&
+        std::find(out.begin(), out.end(), names[i]) == out.end()) {
+      out.push_back(names[i]);
     }
   }
   return out;
+}
+
+std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep) {
+  return DroppedLabels(RedLabelNames(server), 1, drop, keep);
 }
 
 PipelineOptions PipelineOptionsFromConfig(const Config& config) {
@@ -53,9 +58,14 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.network.max_connections = config.network.max_connections;
   o.network.max_series = config.network.max_series;
   o.network.series_ttl_ns = uint64_t{config.network.series_ttl_seconds} * 1000000000ull;
+  o.network.drop_labels = DroppedLabels(TcpLabelNames(), kTcpEdgeLabels,
+                                        config.network.drop_labels, config.network.keep_labels);
   o.service_graph.max_series = config.service_graph.max_series;
   o.service_graph.series_ttl_ns =
       uint64_t{config.service_graph.series_ttl_seconds} * 1000000000ull;
+  o.service_graph.drop_labels =
+      DroppedLabels(ServiceGraphLabelNames(), kServiceGraphEdgeLabels,
+                    config.service_graph.drop_labels, config.service_graph.keep_labels);
   const Config::Traces& t = config.traces;
   o.traces_enabled = t.enabled;
   o.traces.assembly_wait_ns = uint64_t{t.assembly_wait_ms} * 1000000ull;
@@ -105,6 +115,7 @@ absl::StatusOr<std::unique_ptr<Exporter>> Exporter::Create(const Config& config)
   options.k8s_store = e->identity_->store();
   options.identity_cache.node_name = e->identity_->node_name();
   options.service_graph.node_name = e->identity_->node_name();
+  options.network.node_name = e->identity_->node_name();
   options.traces.unix_offset_ns = Pipeline::MonotonicToUnixOffsetNs();
   auto pipeline = Pipeline::Create(options);
   if (!pipeline.ok()) return pipeline.status();

@@ -19,8 +19,12 @@
 namespace redmap {
 
 PipelineOptions PipelineOptionsFromConfig(const Config& config);
-// A RED family's labels to drop: `drop`, plus every label but service_name
-// not in `keep` when keep is not empty.
+// A family's labels to leave out: `drop`, plus, when `keep` is not empty,
+// every one of `names` past the first `required` that is not in `keep`.
+std::vector<std::string> DroppedLabels(const std::vector<std::string>& names, size_t required,
+                                       const std::vector<std::string>& drop,
+                                       const std::vector<std::string>& keep);
+// The same for a RED family (everything but service_name may go).
 std::vector<std::string> DroppedLabels(bool server, const std::vector<std::string>& drop,
                                        const std::vector<std::string>& keep);
 

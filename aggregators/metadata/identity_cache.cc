@@ -23,6 +23,13 @@ const std::string& IdentityLabelValue(const IdentityLabels& l, size_t i) {
   }
 }
 
+IdentityPtr NamedIdentity(std::string name) {
+  auto l = std::make_shared<IdentityLabels>();
+  l->name = std::move(name);
+  l->service_name = l->name;
+  return l;
+}
+
 IdentityCache::IdentityCache(IdentityCacheOptions options, const IdentityResolver* resolver,
                              const k8s::Store* store, ProcessNameFn process_name)
     : opt_(std::move(options)),

@@ -63,6 +63,10 @@ const std::string& IdentityLabelValue(const IdentityLabels& l, size_t i);
 
 using IdentityPtr = std::shared_ptr<const IdentityLabels>;
 
+// An identity that is only a name (service_name too), no Kubernetes labels:
+// how families name processes and addresses without an identity cache.
+IdentityPtr NamedIdentity(std::string name);
+
 struct IdentityCacheOptions {
   size_t max_entries = 65536;  // per table (local, remote)
   // When false, k8s_pod_name stays empty unless the edge level is "pod"

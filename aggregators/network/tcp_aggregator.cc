@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <limits>
 #include <map>
-#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -20,6 +19,35 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 
 constexpr char kOverflow[] = "__overflow__";
+
+// The edge series' labels (TcpLabelNames()): the edge, both ends'
+// namespaces, the observing end's Kubernetes labels, the observing node.
+constexpr const char* kLabelNames[] = {
+    "side",                     "client",
+    "server",                   "server_port",
+    "client_service_namespace", "server_service_namespace",
+    "k8s_namespace_name",       "k8s_pod_name",
+    "k8s_owner_kind",           "k8s_owner_name",
+    "k8s_deployment_name",      "k8s_node_name"};
+constexpr size_t kNumLabels = std::size(kLabelNames);
+enum LabelIndex : size_t {
+  kSide,
+  kClient,
+  kServer,
+  kServerPort,
+  kClientNamespace,
+  kServerNamespace,
+  kLocalK8sFirst,  // kIdentityLabelNames[1..5], in their order
+  kNodeName = kNumLabels - 1,
+};
+// The observing end's labels are the RED identity labels between
+// service_namespace (carried as client_/server_service_namespace) and
+// k8s_node_name (the observing node's, from the options).
+constexpr size_t kLocalK8sLabels = kNumIdentityLabels - 2;
+static_assert(kLocalK8sFirst + kLocalK8sLabels == kNodeName);
+static_assert(std::string_view(kIdentityLabelNames[0]) == "service_namespace");
+static_assert(std::string_view(kIdentityLabelNames[kNumIdentityLabels - 1]) == "k8s_node_name");
+static_assert(std::string_view(kLabelNames[kTcpEdgeLabels - 1]) == "server");
 
 enum FailureReason : size_t { kRefused, kTimeout, kUnreachable, kReset, kAborted, kOther, kReasons };
 constexpr std::array<std::string_view, kReasons> kReasonNames = {
@@ -51,17 +79,44 @@ FailureReason ReasonOf(int error) {
 // used only to guess the side of a connection opened before redmap.
 constexpr uint16_t kEphemeralFloor = 32768;
 
+// An identity in a key compares and hashes by what the series show of it
+// (its name and identity labels): the cache hands out a new object for the
+// same identity when it refreshes one.
+struct IdentityKey {
+  IdentityPtr id;
+
+  friend bool operator==(const IdentityKey& a, const IdentityKey& b) {
+    if (a.id == b.id) return true;
+    if (!a.id || !b.id || a.id->name != b.id->name) return false;
+    for (size_t i = 0; i < kNumIdentityLabels; ++i) {
+      if (IdentityLabelValue(*a.id, i) != IdentityLabelValue(*b.id, i)) return false;
+    }
+    return true;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const IdentityKey& k) {
+    if (!k.id) return H::combine(std::move(h), 0);
+    h = H::combine(std::move(h), k.id->name);
+    for (size_t i = 0; i < kNumIdentityLabels; ++i) {
+      h = H::combine(std::move(h), IdentityLabelValue(*k.id, i));
+    }
+    return h;
+  }
+};
+
 struct EdgeKey {
   Role side = Role::kClient;
-  std::string local;      // this side's identity
-  std::string peer_name;  // server side: the client, named when the event came
-  Endpoint peer;          // client side: the server's address, named at scrape
+  bool overflow = false;  // the one edge beyond max_series
+  IdentityKey local;      // this side
+  IdentityKey peer;       // server side: the client, named when the event came
+  Endpoint peer_ep;       // client side: the server's address, named at scrape
   uint16_t server_port = 0;
 
   friend bool operator==(const EdgeKey&, const EdgeKey&) = default;
   template <typename H>
   friend H AbslHashValue(H h, const EdgeKey& k) {
-    return H::combine(std::move(h), k.side, k.local, k.peer_name, k.peer, k.server_port);
+    return H::combine(std::move(h), k.side, k.overflow, k.local, k.peer, k.peer_ep,
+                      k.server_port);
   }
 };
 
@@ -122,17 +177,27 @@ struct Conn {
   Endpoint remote;
 };
 
-// Output identity of an edge: side, client, server, server_port.
-using SeriesLabels = std::tuple<std::string, std::string, std::string, std::string>;
+// Output identity of an edge: a value per kLabelNames ("" is absent).
+using SeriesLabels = std::vector<std::string>;
 
 }  // namespace
+
+std::vector<std::string> TcpLabelNames() {
+  return std::vector<std::string>(std::begin(kLabelNames), std::end(kLabelNames));
+}
 
 std::string_view ConnectFailureReason(int error) { return kReasonNames[ReasonOf(error)]; }
 
 class TcpAggregator::Impl {
  public:
-  Impl(const NetworkOptions& options, ProcessIdentityResolver resolver, RemoteNameResolver remote)
-      : options_(options), resolver_(std::move(resolver)), remote_(std::move(remote)) {}
+  Impl(const NetworkOptions& options, ProcessIdentityResolver resolver,
+       RemoteIdentityResolver remote)
+      : options_(options), resolver_(std::move(resolver)), remote_(std::move(remote)) {
+    for (size_t i = kTcpEdgeLabels; i < kNumLabels; ++i) {
+      drop_[i] = std::find(options.drop_labels.begin(), options.drop_labels.end(),
+                           kLabelNames[i]) != options.drop_labels.end();
+    }
+  }
 
   void OnTcp(const TcpEvent& e) {
     absl::MutexLock l(&mu_);
@@ -140,7 +205,7 @@ class TcpAggregator::Impl {
     NoteLocalAddress(e.local.addr);
     switch (e.kind) {
       case TcpEventKind::kListen:
-        RememberListener(e.local, LocalName(e, Role::kServer));
+        RememberListener(e.local, LocalIdentity(e, Role::kServer));
         return;
       case TcpEventKind::kEstablished:
         OnEstablished(e);
@@ -216,17 +281,15 @@ class TcpAggregator::Impl {
     absl::MutexLock l(&mu_);
     return edges_.size();
   }
-  std::optional<std::string> ClientAt(const Endpoint& ep) const {
+  IdentityPtr ClientAt(const Endpoint& ep) const {
     absl::MutexLock l(&mu_);
     auto it = client_endpoints_.find(ep);
-    if (it == client_endpoints_.end()) return std::nullopt;
-    return it->second.name;
+    if (it == client_endpoints_.end()) return nullptr;
+    return it->second.id;
   }
-  std::optional<std::string> ServerAt(const Endpoint& ep) const {
+  IdentityPtr ServerAt(const Endpoint& ep) const {
     absl::MutexLock l(&mu_);
-    const std::string* n = Listener(ep, /*wildcard=*/true);
-    if (n == nullptr) return std::nullopt;
-    return *n;
+    return Listener(ep, /*wildcard=*/true);
   }
   size_t connections() const {
     absl::MutexLock l(&mu_);
@@ -236,9 +299,9 @@ class TcpAggregator::Impl {
  private:
   void OnEstablished(const TcpEvent& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const Role side = e.role == Role::kUnknown ? GuessSide(e) : e.role;
-    std::string name = LocalName(e, side);
-    if (side == Role::kServer) RememberListener(e.local, name);
-    EdgeKey key = MakeKey(e, side, std::move(name));
+    IdentityPtr local = LocalIdentity(e, side);
+    if (side == Role::kServer) RememberListener(e.local, local);
+    EdgeKey key = MakeKey(e, side, std::move(local));
     EdgeStats& s = Edge(key, e.ts_ns);
     if (side == Role::kClient && e.value > 0) {
       s.connect.Observe(options_.connect_buckets, static_cast<double>(e.value) / 1e9);
@@ -251,7 +314,7 @@ class TcpAggregator::Impl {
       return;
     }
     s.established++;
-    if (side == Role::kClient) client_endpoints_[e.local] = ClientEndpoint{key.local, 0};
+    if (side == Role::kClient) client_endpoints_[e.local] = ClientEndpoint{key.local.id, 0};
     conns_.emplace(e.sk, Conn{std::move(key), e.local, e.remote});
   }
 
@@ -307,7 +370,7 @@ class TcpAggregator::Impl {
   EdgeStats& EdgeFor(const TcpEvent& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (auto it = FindConn(e); it != conns_.end()) return Edge(it->second.key, e.ts_ns);
     const Role side = e.role == Role::kUnknown ? GuessSide(e) : e.role;
-    EdgeKey key = MakeKey(e, side, LocalName(e, side));
+    EdgeKey key = MakeKey(e, side, LocalIdentity(e, side));
     return Edge(key, e.ts_ns);
   }
 
@@ -320,7 +383,7 @@ class TcpAggregator::Impl {
         ++overflowed_;
         EdgeKey overflow;
         overflow.side = key.side;
-        overflow.local = overflow.peer_name = kOverflow;
+        overflow.overflow = true;
         key = std::move(overflow);
         it = edges_.try_emplace(key).first;
       } else {
@@ -331,28 +394,31 @@ class TcpAggregator::Impl {
     return it->second;
   }
 
-  EdgeKey MakeKey(const TcpEvent& e, Role side, std::string local_name)
+  EdgeKey MakeKey(const TcpEvent& e, Role side, IdentityPtr local)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     EdgeKey k;
     k.side = side;
-    k.local = std::move(local_name);
+    k.local.id = std::move(local);
     if (side == Role::kServer) {
       auto it = client_endpoints_.find(e.remote);
-      k.peer_name = it != client_endpoints_.end() ? it->second.name : RemoteName(e.remote.addr, e.ts_ns);
+      k.peer.id = it != client_endpoints_.end() ? it->second.id
+                                                : RemoteIdentity(e.remote.addr, e.ts_ns);
       k.server_port = e.local.port;
     } else {
-      k.peer = e.remote;
+      k.peer_ep = e.remote;
       k.server_port = e.remote.port;
     }
     return k;
   }
 
-  std::string LocalName(const TcpEvent& e, Role side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (e.tgid != 0) return resolver_(e.tgid, e.cgroup_id, e.process_name, e.ts_ns);
-    if (side == Role::kServer) {
-      if (const std::string* n = Listener(e.local, /*wildcard=*/true)) return *n;
+  IdentityPtr LocalIdentity(const TcpEvent& e, Role side) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (e.tgid != 0) {
+      if (IdentityPtr id = resolver_(e.tgid, e.cgroup_id, e.process_name, e.ts_ns)) return id;
     }
-    return e.local.addr.ToString();
+    if (side == Role::kServer) {
+      if (IdentityPtr id = Listener(e.local, /*wildcard=*/true)) return id;
+    }
+    return NamedIdentity(e.local.addr.ToString());
   }
 
   // For connections opened before redmap (no connect/accept seen).
@@ -362,26 +428,26 @@ class TcpAggregator::Impl {
     return Role::kClient;
   }
 
-  void RememberListener(const Endpoint& local, const std::string& name)
+  void RememberListener(const Endpoint& local, const IdentityPtr& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const bool wildcard = local.addr.bytes == std::array<uint8_t, 16>{};
     if (wildcard) {
       if (wildcard_ports_.size() < options_.max_series || wildcard_ports_.contains(local.port)) {
-        wildcard_ports_[local.port] = name;
+        wildcard_ports_[local.port] = id;
       }
       return;
     }
     if (listeners_.size() < options_.max_series || listeners_.contains(local)) {
-      listeners_[local] = name;
+      listeners_[local] = id;
     }
   }
 
-  const std::string* Listener(const Endpoint& ep, bool wildcard) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    if (auto it = listeners_.find(ep); it != listeners_.end()) return &it->second;
+  // The local process listening on ep; nullptr if none is known.
+  IdentityPtr Listener(const Endpoint& ep, bool wildcard) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (auto it = listeners_.find(ep); it != listeners_.end()) return it->second;
     if (!wildcard) return nullptr;
     if (!ep.addr.IsLoopback() && !local_addrs_.contains(ep.addr)) return nullptr;
-    if (auto it = wildcard_ports_.find(ep.port); it != wildcard_ports_.end()) return &it->second;
+    if (auto it = wildcard_ports_.find(ep.port); it != wildcard_ports_.end()) return it->second;
     return nullptr;
   }
 
@@ -391,27 +457,54 @@ class TcpAggregator::Impl {
   }
 
   SeriesLabels Labels(const EdgeKey& k) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    std::string side = k.side == Role::kServer ? "server" : "client";
-    if (k.local == kOverflow) return {side, kOverflow, kOverflow, kOverflow};
-    std::string port = std::to_string(k.server_port);
-    if (k.side == Role::kServer) return {side, k.peer_name, k.local, port};
-    const std::string* server = Listener(k.peer, /*wildcard=*/true);
-    return {side, k.local, server != nullptr ? *server : RemoteName(k.peer.addr, 0), port};
+    SeriesLabels v(kNumLabels);
+    v[kSide] = k.side == Role::kServer ? "server" : "client";
+    v[kNodeName] = options_.node_name;
+    if (k.overflow) {
+      v[kClient] = v[kServer] = v[kServerPort] = kOverflow;
+    } else {
+      const IdentityLabels& local = *k.local.id;
+      IdentityPtr server_side;  // the far end, when it is the server
+      if (k.side == Role::kClient) {
+        server_side = Listener(k.peer_ep, /*wildcard=*/true);
+        if (!server_side) server_side = RemoteIdentity(k.peer_ep.addr, 0);
+      }
+      const IdentityLabels& client = k.side == Role::kServer ? *k.peer.id : local;
+      const IdentityLabels& server = k.side == Role::kServer ? local : *server_side;
+      v[kClient] = client.name;
+      v[kServer] = server.name;
+      v[kServerPort] = std::to_string(k.server_port);
+      v[kClientNamespace] = client.service_namespace;
+      v[kServerNamespace] = server.service_namespace;
+      for (size_t i = 0; i < kLocalK8sLabels; ++i) {
+        v[kLocalK8sFirst + i] = IdentityLabelValue(local, 1 + i);
+      }
+    }
+    for (size_t i = 0; i < kNumLabels; ++i) {
+      if (drop_[i]) v[i].clear();
+    }
+    return v;
   }
 
   // ts_ns 0: at scrape time (the cache's own clock decides freshness).
-  std::string RemoteName(const IpAddress& ip, uint64_t ts_ns) const {
-    return remote_ ? remote_(ip, ts_ns) : ip.ToString();
+  IdentityPtr RemoteIdentity(const IpAddress& ip, uint64_t ts_ns) const {
+    if (remote_) {
+      if (IdentityPtr id = remote_(ip, ts_ns)) return id;
+    }
+    return NamedIdentity(ip.ToString());
   }
 
   std::vector<MetricFamily> Build(const std::map<SeriesLabels, EdgeStats>& series,
                                   uint64_t overflowed, uint64_t untracked, size_t edges,
                                   size_t conns) const {
+    // Empty values (unknown, or dropped) are absent labels.
     auto labels = [](const SeriesLabels& l) {
-      return std::vector<prometheus::ClientMetric::Label>{{"side", std::get<0>(l)},
-                                                          {"client", std::get<1>(l)},
-                                                          {"server", std::get<2>(l)},
-                                                          {"server_port", std::get<3>(l)}};
+      std::vector<prometheus::ClientMetric::Label> out;
+      out.reserve(kNumLabels + 1);
+      for (size_t i = 0; i < kNumLabels; ++i) {
+        if (!l[i].empty()) out.push_back({kLabelNames[i], l[i]});
+      }
+      return out;
     };
     auto family = [](const char* name, const char* help, MetricType type) {
       MetricFamily f;
@@ -504,9 +597,16 @@ class TcpAggregator::Impl {
     }
 
     MetricFamily edge_count =
-        family("redmap_tcp_edges", "Edges (side, client, server, port) tracked now.",
+        family("redmap_tcp_edges",
+               "Edges tracked now (side, local identity, peer, port; the cap counts these).",
                MetricType::Gauge);
     edge_count.metric.emplace_back().gauge.value = static_cast<double>(edges);
+    MetricFamily series_count =
+        family("redmap_tcp_edge_series",
+               "Edge series exported now, after naming far ends and network.drop_labels: each "
+               "redmap_tcp_* family has at most this many per value of its own label.",
+               MetricType::Gauge);
+    series_count.metric.emplace_back().gauge.value = static_cast<double>(series.size());
     MetricFamily edge_limit = family("redmap_tcp_edges_limit",
                                      "Edge cap (network.max_series).", MetricType::Gauge);
     edge_limit.metric.emplace_back().gauge.value = static_cast<double>(options_.max_series);
@@ -532,7 +632,7 @@ class TcpAggregator::Impl {
     std::vector<MetricFamily> out;
     for (MetricFamily* f : {&connect, &rtt, &failures, &retransmits, &resets_sent,
                             &resets_received, &zero_window, &sent, &received, &established,
-                            &edge_count, &edge_limit, &overflow, &tracked, &tracked_limit,
+                            &edge_count, &series_count, &edge_limit, &overflow, &tracked, &tracked_limit,
                             &untracked_total}) {
       out.push_back(std::move(*f));
     }
@@ -543,34 +643,36 @@ class TcpAggregator::Impl {
   static constexpr uint64_t kClosedEndpointGraceNs = 10ull * 1000 * 1000 * 1000;
 
   struct ClientEndpoint {
-    std::string name;
+    IdentityPtr id;
     uint64_t closed_ns = 0;  // 0 while the connection is open
   };
 
   const NetworkOptions options_;
   const ProcessIdentityResolver resolver_;
-  const RemoteNameResolver remote_;
+  const RemoteIdentityResolver remote_;
+  std::array<bool, kNumLabels> drop_{};  // never the edge's own labels
   mutable absl::Mutex mu_;
   absl::flat_hash_map<EdgeKey, EdgeStats> edges_ ABSL_GUARDED_BY(mu_);
   ConnMap conns_ ABSL_GUARDED_BY(mu_);
-  // Local end of client connections -> the client's name (for its server).
+  // Local end of client connections -> the client (for its server).
   absl::flat_hash_map<Endpoint, ClientEndpoint> client_endpoints_ ABSL_GUARDED_BY(mu_);
   uint64_t now_ns_ ABSL_GUARDED_BY(mu_) = 0;  // latest event time
-  absl::flat_hash_map<Endpoint, std::string> listeners_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint16_t, std::string> wildcard_ports_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Endpoint, IdentityPtr> listeners_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint16_t, IdentityPtr> wildcard_ports_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<IpAddress> local_addrs_ ABSL_GUARDED_BY(mu_);
   uint64_t overflowed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t untracked_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 TcpAggregator::TcpAggregator(const NetworkOptions& options, ProcessNameResolver resolver)
-    : TcpAggregator(
-          options,
-          [resolver = std::move(resolver)](uint32_t tgid, uint64_t, std::string_view comm,
-                                           uint64_t ts_ns) { return resolver(tgid, comm, ts_ns); },
-          RemoteNameResolver()) {}
+    : TcpAggregator(options,
+                    [resolver = std::move(resolver)](uint32_t tgid, uint64_t,
+                                                     std::string_view comm, uint64_t ts_ns) {
+                      return NamedIdentity(resolver(tgid, comm, ts_ns));
+                    },
+                    RemoteIdentityResolver()) {}
 TcpAggregator::TcpAggregator(const NetworkOptions& options, ProcessIdentityResolver resolver,
-                             RemoteNameResolver remote)
+                             RemoteIdentityResolver remote)
     : impl_(std::make_unique<Impl>(options, std::move(resolver), std::move(remote))) {}
 TcpAggregator::~TcpAggregator() = default;
 
@@ -579,11 +681,7 @@ std::vector<prometheus::MetricFamily> TcpAggregator::Collect() const { return im
 void TcpAggregator::Expire(uint64_t now_ns) { impl_->Expire(now_ns); }
 size_t TcpAggregator::edges() const { return impl_->edges(); }
 size_t TcpAggregator::connections() const { return impl_->connections(); }
-std::optional<std::string> TcpAggregator::ClientAt(const Endpoint& ep) const {
-  return impl_->ClientAt(ep);
-}
-std::optional<std::string> TcpAggregator::ServerAt(const Endpoint& ep) const {
-  return impl_->ServerAt(ep);
-}
+IdentityPtr TcpAggregator::ClientAt(const Endpoint& ep) const { return impl_->ClientAt(ep); }
+IdentityPtr TcpAggregator::ServerAt(const Endpoint& ep) const { return impl_->ServerAt(ep); }
 
 }  // namespace redmap

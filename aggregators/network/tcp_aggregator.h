@@ -15,7 +15,13 @@
 // executable, as for the RED metrics; with Kubernetes identities the pod's
 // workload, pod or Service at the edge level), else the remote resolver's
 // name for the peer's address (pod, Service, DNS, CIDR name or "external"),
-// else the peer's IP address.
+// else the peer's IP address. Then, each left out when empty (TcpLabelNames()
+// gives the order): client_service_namespace and server_service_namespace
+// (the namespace of each end, as on the service-graph edges), the observing
+// end's Kubernetes labels as the RED families carry them (k8s_namespace_name,
+// k8s_pod_name, k8s_owner_kind, k8s_owner_name, k8s_deployment_name) and
+// k8s_node_name (the observing node, options.node_name). Labels in
+// options.drop_labels are left out; series that differed only in them merge.
 //
 // Naming the far end. A server's clients are named when the event arrives,
 // from the client connections redmap has seen established on this node
@@ -25,11 +31,12 @@
 // before redmap move under its name once it accepts one. Storage is keyed
 // by the raw peer address; series that resolve to the same name are summed.
 //
-// Bounds: edges (max_series; beyond: one edge with every identity
-// "__overflow__"), connections tracked for the gauge (max_connections;
-// beyond: counted, not tracked), listeners and local endpoints (bounded by
-// the same numbers). Edges without live connections and without updates for
-// series_ttl_ns disappear.
+// Bounds: edges (max_series; beyond: one edge whose client, server and
+// server_port are "__overflow__", without identity labels), connections
+// tracked for the gauge (max_connections; beyond: counted, not tracked),
+// listeners and local endpoints (bounded by the same numbers). Edges
+// without live connections and without updates for series_ttl_ns
+// disappear.
 // Threads: OnTcp and Expire from the source's thread; Collect from any.
 #ifndef REDMAP_AGGREGATORS_NETWORK_TCP_AGGREGATOR_H_
 #define REDMAP_AGGREGATORS_NETWORK_TCP_AGGREGATOR_H_
@@ -37,11 +44,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "aggregators/metadata/identity_cache.h"
 #include "aggregators/sources/event.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
@@ -61,13 +68,25 @@ struct NetworkOptions {
   size_t max_connections = 65536;
   size_t max_series = 10000;
   uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
+  // k8s_node_name of every series ("": left out).
+  std::string node_name;
+  // Labels left out of every series (network.drop_labels / keep_labels,
+  // resolved by the config): any of TcpLabelNames() but the edge's own
+  // (side, client, server).
+  std::vector<std::string> drop_labels;
 };
+
+// Every label an edge series may carry, in the order it is emitted; the
+// first kTcpEdgeLabels (side, client, server) name the edge and are never
+// left out. The families' own labels (reason, kind, window) come after.
+std::vector<std::string> TcpLabelNames();
+inline constexpr size_t kTcpEdgeLabels = 3;
 
 // Service name of a local process (tgid != 0) at time ts_ns.
 using ProcessNameResolver =
     std::function<std::string(uint32_t tgid, std::string_view comm, uint64_t ts_ns)>;
-// The same, knowing the process's cgroup id (its pod) too.
-using ProcessIdentityResolver = std::function<std::string(
+// Identity of a local process (tgid != 0), knowing its cgroup id (its pod).
+using ProcessIdentityResolver = std::function<IdentityPtr(
     uint32_t tgid, uint64_t cgroup_id, std::string_view comm, uint64_t ts_ns)>;
 
 // Names of the local processes behind TCP endpoints on this node, as far as
@@ -76,24 +95,27 @@ using ProcessIdentityResolver = std::function<std::string(
 class PeerNames {
  public:
   virtual ~PeerNames() = default;
-  // The local process whose client connection has this local endpoint
-  // (kept a while after it closes).
-  virtual std::optional<std::string> ClientAt(const Endpoint& ep) const = 0;
+  // The identity of the local process whose client connection has this
+  // local endpoint (kept a while after it closes); nullptr if none.
+  virtual IdentityPtr ClientAt(const Endpoint& ep) const = 0;
   // The local process listening on this endpoint (exact, or a wildcard
-  // listener when the address is one of this node's).
-  virtual std::optional<std::string> ServerAt(const Endpoint& ep) const = 0;
+  // listener when the address is one of this node's); nullptr if none.
+  virtual IdentityPtr ServerAt(const Endpoint& ep) const = 0;
 };
 
-// Name of a remote address no local process is known behind (a pod,
-// Service, DNS/CIDR name or "external" with Kubernetes identities).
-using RemoteNameResolver = std::function<std::string(const IpAddress& ip, uint64_t ts_ns)>;
+// Identity of a remote address no local process is known behind (a pod,
+// Service, DNS/CIDR name or "external" with Kubernetes identities); ts_ns 0
+// means now (at scrape time).
+using RemoteIdentityResolver = std::function<IdentityPtr(const IpAddress& ip, uint64_t ts_ns)>;
 
 class TcpAggregator : public prometheus::Collectable, public PeerNames {
  public:
-  // remote may be empty: far ends nobody names stay IP addresses.
+  // Names only (no namespaces, no Kubernetes labels); far ends stay IP
+  // addresses.
   TcpAggregator(const NetworkOptions& options, ProcessNameResolver resolver);
+  // remote may be empty: far ends nobody names stay IP addresses.
   TcpAggregator(const NetworkOptions& options, ProcessIdentityResolver resolver,
-                RemoteNameResolver remote);
+                RemoteIdentityResolver remote);
   ~TcpAggregator() override;
 
   void OnTcp(const TcpEvent& event);
@@ -103,8 +125,8 @@ class TcpAggregator : public prometheus::Collectable, public PeerNames {
   size_t edges() const;
   size_t connections() const;
 
-  std::optional<std::string> ClientAt(const Endpoint& ep) const override;
-  std::optional<std::string> ServerAt(const Endpoint& ep) const override;
+  IdentityPtr ClientAt(const Endpoint& ep) const override;
+  IdentityPtr ServerAt(const Endpoint& ep) const override;
 
  private:
   class Impl;

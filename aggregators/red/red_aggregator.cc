@@ -318,11 +318,8 @@ RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver reso
     : impl_(std::make_unique<Impl>(options, std::move(resolver))) {}
 RedAggregator::RedAggregator(const RedOptions& options,
                              std::function<std::string(const Span&)> name)
-    : RedAggregator(options, [name = std::move(name)](const Span& s) -> IdentityPtr {
-        auto l = std::make_shared<IdentityLabels>();
-        l->name = name(s);
-        l->service_name = l->name;
-        return l;
+    : RedAggregator(options, [name = std::move(name)](const Span& s) {
+        return NamedIdentity(name(s));
       }) {}
 RedAggregator::~RedAggregator() = default;
 void RedAggregator::OnSpan(const Span& span) { impl_->OnSpan(span); }

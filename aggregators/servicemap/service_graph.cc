@@ -1,6 +1,7 @@
 #include "aggregators/servicemap/service_graph.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <utility>
 
@@ -16,6 +17,14 @@ using prometheus::MetricType;
 
 constexpr char kOverflow[] = "__overflow__";
 constexpr char kVirtualNode[] = "virtual_node";
+constexpr const char* kLabelNames[] = {"client",
+                                       "server",
+                                       "client_service_namespace",
+                                       "server_service_namespace",
+                                       "connection_type",
+                                       "k8s_node_name"};
+constexpr size_t kNumLabels = std::size(kLabelNames);
+enum LabelIndex : size_t { kClient, kServer, kClientNamespace, kServerNamespace, kConnectionType };
 
 struct EdgeKey {
   std::string client;
@@ -30,13 +39,6 @@ struct EdgeKey {
                       k.server_ns);
   }
 };
-
-IdentityPtr Named(std::string name) {
-  auto l = std::make_shared<IdentityLabels>();
-  l->name = std::move(name);
-  l->service_name = l->name;
-  return l;
-}
 
 struct Histogram {
   std::vector<uint64_t> buckets;  // per bucket; last is +Inf
@@ -54,13 +56,22 @@ struct EdgeStats {
 
 }  // namespace
 
+std::vector<std::string> ServiceGraphLabelNames() {
+  return std::vector<std::string>(std::begin(kLabelNames), std::end(kLabelNames));
+}
+
 class ServiceGraphAggregator::Impl {
  public:
   using Names = absl::flat_hash_map<Endpoint, IdentityPtr>;
 
   Impl(const ServiceGraphOptions& options, LocalIdentityFn local, RemoteIdentityFn remote,
        const PeerNames* peers)
-      : options_(options), local_(std::move(local)), remote_(std::move(remote)), peers_(peers) {}
+      : options_(options), local_(std::move(local)), remote_(std::move(remote)), peers_(peers) {
+    for (size_t i = kServiceGraphEdgeLabels; i < kNumLabels; ++i) {
+      drop_[i] = std::find(options.drop_labels.begin(), options.drop_labels.end(),
+                           kLabelNames[i]) != options.drop_labels.end();
+    }
+  }
 
   // The far end of a span: see the header for the order.
   IdentityPtr Peer(const Names& seen, const Endpoint& ep, bool client_end, uint64_t now_ns,
@@ -70,11 +81,10 @@ class ServiceGraphAggregator::Impl {
     IdentityPtr remote = remote_ ? remote_(ep.addr, now_ns) : nullptr;
     if (remote && remote->in_cluster()) return remote;
     if (peers_ != nullptr) {
-      std::optional<std::string> n = client_end ? peers_->ClientAt(ep) : peers_->ServerAt(ep);
-      if (n) return Named(std::move(*n));
+      if (IdentityPtr p = client_end ? peers_->ClientAt(ep) : peers_->ServerAt(ep)) return p;
     }
     *observed = false;
-    return remote ? remote : Named(ep.addr.ToString());
+    return remote ? remote : NamedIdentity(ep.addr.ToString());
   }
 
   void OnSpan(const Span& span) {
@@ -115,13 +125,17 @@ class ServiceGraphAggregator::Impl {
       return;
     }
     if (key.client == key.server && key.client_ns == key.server_ns) return;  // no self-edges
-
-    absl::MutexLock l(&mu_);
     if (span.side == Role::kClient && !count) {
       // Only the client histogram; the edge is the one the server side
       // counts, which has no connection_type when both ends are known.
       key.connection_type.clear();
     }
+    // Dropped labels: edges that differ only in them are one.
+    if (drop_[kClientNamespace]) key.client_ns.clear();
+    if (drop_[kServerNamespace]) key.server_ns.clear();
+    if (drop_[kConnectionType]) key.connection_type.clear();
+
+    absl::MutexLock l(&mu_);
     EdgeStats& s = Edge(std::move(key), span.end_ns);
     if (count) {
       ++s.requests;
@@ -182,12 +196,15 @@ class ServiceGraphAggregator::Impl {
                                  MetricType::Histogram);
     for (const auto& [k, s] : snap) {
       auto labels = [&, &k = k] {
-        return std::vector<ClientMetric::Label>{{"client", k.client},
-                                                {"server", k.server},
-                                                {"client_service_namespace", k.client_ns},
-                                                {"server_service_namespace", k.server_ns},
-                                                {"connection_type", k.connection_type},
-                                                {"k8s_node_name", options_.node_name}};
+        const std::string* values[kNumLabels] = {&k.client,          &k.server,
+                                                 &k.client_ns,       &k.server_ns,
+                                                 &k.connection_type, &options_.node_name};
+        std::vector<ClientMetric::Label> out;
+        out.reserve(kNumLabels);
+        for (size_t i = 0; i < kNumLabels; ++i) {
+          if (!drop_[i]) out.push_back({kLabelNames[i], *values[i]});
+        }
+        return out;
       };
       if (s.requests > 0 || s.server.count > 0) {
         ClientMetric t;
@@ -278,6 +295,7 @@ class ServiceGraphAggregator::Impl {
   const LocalIdentityFn local_;
   const RemoteIdentityFn remote_;
   const PeerNames* const peers_;
+  std::array<bool, kNumLabels> drop_{};  // never client and server
   mutable absl::Mutex mu_;
   absl::flat_hash_map<EdgeKey, EdgeStats> edges_ ABSL_GUARDED_BY(mu_);
   // Endpoints seen in spans: the local server behind a listening address,
@@ -292,7 +310,9 @@ ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& option
                                                const PeerNames* peers)
     : impl_(std::make_unique<Impl>(
           options,
-          [local_name = std::move(local_name)](const Span& s) { return Named(local_name(s)); },
+          [local_name = std::move(local_name)](const Span& s) {
+            return NamedIdentity(local_name(s));
+          },
           nullptr, peers)) {}
 ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& options,
                                                LocalIdentityFn local, RemoteIdentityFn remote,

@@ -8,7 +8,10 @@
 //
 // labels: client, server, client_service_namespace, server_service_namespace,
 // connection_type ("" | "virtual_node"), k8s_node_name (the node that
-// observed it, so nodes never collide).
+// observed it, so nodes never collide); every one present even when empty,
+// as Tempo's generator writes them, except those in options.drop_labels
+// (any but client and server), which are left out: edges that differed only
+// in them merge.
 //
 // Counting each request once: a request is counted where its server is
 // observed. A server-side span always counts. A client-side span counts only
@@ -26,10 +29,11 @@
 // or Service name; OTEL_SERVICE_NAME or the executable outside pods), its
 // namespace in *_service_namespace. The far end, in this order: a local
 // process seen in a span on this node; a pod or Service of the cluster by
-// IP; the local process behind a TCP endpoint (PeerNames); a DNS name, a
-// configured CIDR name or "external" (with Kubernetes identities), else the
-// peer's IP address. Self-edges (same name and namespace) are not recorded. Series are capped (one "__overflow__" edge beyond) and
-// expire after series_ttl_ns without updates.
+// IP; the local process behind a TCP endpoint (PeerNames, with its
+// namespace); a DNS name, a configured CIDR name or "external" (with
+// Kubernetes identities), else the peer's IP address. Self-edges (same name
+// and namespace) are not recorded. Series are capped (one "__overflow__"
+// edge beyond) and expire after series_ttl_ns without updates.
 // Threads: OnSpan/Expire from the source's thread, Collect from any.
 #ifndef REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_
 #define REDMAP_AGGREGATORS_SERVICEMAP_SERVICE_GRAPH_H_
@@ -53,7 +57,15 @@ struct ServiceGraphOptions {
   size_t max_series = 10000;
   uint64_t series_ttl_ns = 600ull * 1000 * 1000 * 1000;
   std::string node_name;  // k8s_node_name of every series
+  // Labels left out (service_graph.drop_labels / keep_labels, resolved by
+  // the config): any of ServiceGraphLabelNames() but client and server.
+  std::vector<std::string> drop_labels;
 };
+
+// The labels of every service-graph series, in the order they are emitted;
+// the first kServiceGraphEdgeLabels (client, server) are never left out.
+std::vector<std::string> ServiceGraphLabelNames();
+inline constexpr size_t kServiceGraphEdgeLabels = 2;
 
 class ServiceGraphAggregator : public SpanSink, public prometheus::Collectable {
  public:

@@ -6,13 +6,16 @@
 // API's JSON shapes) reached through a kubeconfig. Every figure asserted is
 // exact and comes from /metrics: the frontend -> backend edge at workload
 // level, failures = 5xx, namespaces, external destinations grouped (and a
-// configured CIDR name), no self-edges, a pod deleted through the watch
-// losing its series after the TTL, a route explosion capped with overflow,
-// the API's 410 Gone and dropped watch survived, and promtool-clean output.
+// configured CIDR name), no self-edges, the TCP edges' namespaces and
+// Kubernetes labels (and one dropped by network.drop_labels), a pod deleted
+// through the watch losing its series (service graph, RED and TCP) after the
+// TTL, a route explosion capped with overflow, the API's 410 Gone and
+// dropped watch survived, and promtool-clean output.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
@@ -53,6 +56,15 @@ constexpr int kTtlSeconds = 4;
 constexpr char kBackendUid[] = "5f0c3e64-1d2b-4a51-9f7e-2b7a8c9d0e11";
 constexpr char kFrontendUid[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 constexpr char kBatchUid[] = "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b";
+
+// The sample lines of families whose names start with `prefix`.
+std::vector<std::string> Lines(const Exposition& e, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(e.text(), '\n'))) {
+    if (line.rfind(prefix, 0) == 0) out.push_back(line);
+  }
+  return out;
+}
 
 class K8sIdentityTest : public ::testing::Test {
  protected:
@@ -102,7 +114,8 @@ class K8sIdentityTest : public ::testing::Test {
                      "  server_drop_labels: [k8s_owner_kind]\n"
                      "  client_keep_labels: [http_route, http_response_status_code, "
                      "k8s_namespace_name]\n"
-                     "network:\n  series_ttl_seconds: ", kTtlSeconds,
+                     "network:\n  drop_labels: [k8s_owner_kind]\n  series_ttl_seconds: ",
+                     kTtlSeconds,
                      "\nservice_graph:\n  series_ttl_seconds: ", kTtlSeconds, "\n"));
 
     // The backend: nginx in its pod, 200 for everything, 503 under /fail/.
@@ -273,6 +286,47 @@ TEST_F(K8sIdentityTest, EdgesRedAndCardinalityNameWorkloads) {
             3)
       << e.text();
   EXPECT_EQ(e.Count("redmap_tcp_connect_duration_seconds_count", {{"server", "203.0.113.10"}}), 0);
+  // ... with both ends' namespaces and the observing end's Kubernetes
+  // labels: three connections frontend -> backend so far (/api/orders,
+  // /fail, /sku), one per curl.
+  const Labels tcp_client = {{"side", "client"},
+                             {"client", "frontend"},
+                             {"server", "backend"},
+                             {"server_port", "8080"},
+                             {"client_service_namespace", "shop"},
+                             {"server_service_namespace", "shop"},
+                             {"k8s_namespace_name", "shop"},
+                             {"k8s_owner_name", "frontend"},
+                             {"k8s_deployment_name", "frontend"},
+                             {"k8s_node_name", "node-a"}};
+  EXPECT_EQ(e.Sum("redmap_tcp_connect_duration_seconds_count", tcp_client), 3) << e.text();
+  EXPECT_EQ(e.Count("redmap_tcp_connections", tcp_client), 1);
+  // The backend's end of the same edge, labelled as the backend.
+  EXPECT_EQ(e.Count("redmap_tcp_connections", {{"side", "server"},
+                                               {"client", "frontend"},
+                                               {"server", "backend"},
+                                               {"client_service_namespace", "shop"},
+                                               {"server_service_namespace", "shop"},
+                                               {"k8s_namespace_name", "shop"},
+                                               {"k8s_owner_name", "backend"},
+                                               {"k8s_deployment_name", "backend"},
+                                               {"k8s_node_name", "node-a"}}),
+            1)
+      << e.text();
+  EXPECT_EQ(e.Sum("redmap_tcp_connect_duration_seconds_count",
+                  {{"client", "report"}, {"client_service_namespace", "jobs"},
+                   {"k8s_namespace_name", "jobs"}, {"k8s_owner_name", "report"},
+                   {"server", "backend"}, {"server_service_namespace", "shop"}}),
+            1);
+  for (const std::string& line : Lines(e, "redmap_tcp_")) {
+    // Dropped by network.drop_labels; pod names only at edge level pod.
+    EXPECT_EQ(line.find("k8s_owner_kind="), std::string::npos) << line;
+    EXPECT_EQ(line.find("k8s_pod_name="), std::string::npos) << line;
+    // Outside the cluster there is no namespace: the label is absent.
+    if (line.find("server=\"external\"") != std::string::npos) {
+      EXPECT_EQ(line.find("server_service_namespace="), std::string::npos) << line;
+    }
+  }
   // Short-lived curls are named by their pod (the cgroup id the TCP event
   // carries), never by their executable.
   EXPECT_EQ(e.Count("redmap_tcp_connect_duration_seconds_count", {{"client", "curl"}}), 0);
@@ -315,6 +369,20 @@ TEST_F(K8sIdentityTest, EdgesRedAndCardinalityNameWorkloads) {
   EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"), {{"http_route", "__overflow__"}}),
             e.Sum("redmap_series_overflow_total", {{"family", kServer}}));
 
+  // Series counts, for the record (docs/metrics.md): what the identity
+  // labels cost.
+  int tcp_samples = 0, graph_samples = 0, samples = 0;
+  size_t tcp_bytes = 0;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(e.text(), '\n'))) {
+    if (line.empty() || line[0] == '#') continue;
+    ++samples;
+    if (line.rfind("redmap_tcp_", 0) == 0) ++tcp_samples, tcp_bytes += line.size() + 1;
+    if (line.rfind("traces_service_graph_", 0) == 0) ++graph_samples;
+  }
+  std::printf("[ series ] tcp edges %d, redmap_tcp_* samples %d (%zu bytes), service-graph "
+              "samples %d, all samples %d\n",
+              e.Count("redmap_tcp_connections"), tcp_samples, tcp_bytes, graph_samples, samples);
+
   TempDir lint_dir;
   auto lint = RunShell("promtool check metrics < " + lint_dir.Write("metrics.txt", e.text()));
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
@@ -351,11 +419,17 @@ TEST_F(K8sIdentityTest, WatchSurvives410AndDropsAndDeletedPodsExpire) {
   e = ScrapeWhen([](const Exposition& x) {
     return x.Count(kEdges, {{"client", "report"}}) == 0 &&
            x.Count("http_client_request_duration_seconds_count", {{"service_name", "report"}}) ==
-               0;
+               0 &&
+           x.Count("redmap_tcp_connections", {{"client", "report"}}) == 0;
   });
   EXPECT_EQ(e.Count(kEdges, {{"client", "report"}}), 0) << e.text();
   EXPECT_EQ(e.Count("http_client_request_duration_seconds_count", {{"service_name", "report"}}),
             0);
+  // Its TCP edges too (both the client's and the backend's end), and the
+  // live-series gauges count only what is left.
+  EXPECT_EQ(e.Count("redmap_tcp_connections", {{"client", "report"}}), 0);
+  EXPECT_EQ(e.Count("redmap_tcp_connections", {{"client_service_namespace", "jobs"}}), 0);
+  EXPECT_EQ(e.Sum("redmap_tcp_edge_series"), e.Count("redmap_tcp_connections"));
   // The other pods' identities are untouched.
   ASSERT_EQ(Curl(frontend_.get(), "/after", 2), 0);
   e = ScrapeWhen([](const Exposition& x) {

@@ -132,7 +132,8 @@ def main():
         "redmap-red.json": {"cluster": "demo", "namespace": "shop", "workload": "api",
                             "service": "api"},
         "redmap-service-map.json": {"cluster": "demo", "namespace": "shop", "service": "api"},
-        "redmap-network.json": {"cluster": "demo"},
+        "redmap-network.json": {"cluster": "demo", "client_namespace": "shop",
+                                 "server_namespace": "shop"},
         "redmap-health.json": {"cluster": "demo"},
     }
     for name, dash in dashboards.items():
@@ -209,7 +210,8 @@ def main():
                 print("%s: $%s = %s" % (name, v["name"], got or "(none: label absent here)"))
                 # The simulated Kubernetes job gives cluster, namespace and
                 # workload values; every variable must list some.
-                expected = {"cluster": ["demo"], "namespace": ["shop"]}.get(v["name"])
+                expected = {"cluster": ["demo"], "namespace": ["shop"], "client_namespace": ["shop"],
+                            "server_namespace": ["shop"]}.get(v["name"])
                 if not got or (expected and got != expected):
                     failures.append("%s: variable %s lists %s" % (name, v["name"], got))
                 if v["name"] == "workload" and "api" not in got:

@@ -71,6 +71,12 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->red.route_patterns, d.red.route_patterns);
   EXPECT_EQ(file->red.server_drop_labels, d.red.server_drop_labels);
   EXPECT_EQ(file->red.client_drop_labels, d.red.client_drop_labels);
+  EXPECT_EQ(file->red.server_keep_labels, d.red.server_keep_labels);
+  EXPECT_EQ(file->red.client_keep_labels, d.red.client_keep_labels);
+  EXPECT_EQ(file->network.drop_labels, d.network.drop_labels);
+  EXPECT_EQ(file->network.keep_labels, d.network.keep_labels);
+  EXPECT_EQ(file->service_graph.drop_labels, d.service_graph.drop_labels);
+  EXPECT_EQ(file->service_graph.keep_labels, d.service_graph.keep_labels);
   EXPECT_EQ(file->kubernetes.enabled, d.kubernetes.enabled);
   EXPECT_EQ(file->kubernetes.kubeconfig, d.kubernetes.kubeconfig);
   EXPECT_EQ(file->kubernetes.node_name, d.kubernetes.node_name);
@@ -150,6 +156,22 @@ red:
       {"red:\n  route_patterns: [\"api/x\"]\n", "red.route_patterns: pattern \"api/x\""},
       {"red:\n  server_drop_labels: [service_name]\n", "red.server_drop_labels: every entry"},
       {"red:\n  client_drop_labels: [nope]\n", "red.client_drop_labels: every entry"},
+      {"red:\n  server_keep_labels: [service_name]\n",
+       "(service_name names the series and is always kept)"},
+      {"network:\n  drop_labels: [client]\n",
+       "network.drop_labels: every entry must be one of server_port, client_service_namespace, "
+       "server_service_namespace, k8s_namespace_name, k8s_pod_name, k8s_owner_kind, "
+       "k8s_owner_name, k8s_deployment_name, k8s_node_name (side, client, server name the "
+       "series and are always kept), got 'client' (line 2)"},
+      {"network:\n  keep_labels: [reason]\n", "network.keep_labels: every entry must be one of"},
+      {"network:\n  drop_labels: k8s_pod_name\n",
+       "network.drop_labels: must be a list of label names"},
+      {"service_graph:\n  drop_labels: [server]\n",
+       "service_graph.drop_labels: every entry must be one of client_service_namespace, "
+       "server_service_namespace, connection_type, k8s_node_name (client, server name the "
+       "series and are always kept), got 'server'"},
+      {"service_graph:\n  keep_labels: [http_route]\n",
+       "service_graph.keep_labels: every entry"},
       {"kubernetes:\n  list_page_size: 0\n", "kubernetes.list_page_size: must be between"},
       {"kubernetes:\n  colour: blue\n", "unknown key 'kubernetes.colour'"},
   };
@@ -158,6 +180,42 @@ red:
     ASSERT_FALSE(r.ok()) << b.yaml;
     EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr(b.message)) << b.yaml;
   }
+}
+
+TEST(ConfigTest, NetworkAndServiceGraphLabelLists) {
+  auto c = Config::FromYaml(R"(
+network:
+  drop_labels: [k8s_owner_kind, server_port]
+  keep_labels: [client_service_namespace, server_service_namespace, k8s_owner_kind, server_port]
+service_graph:
+  drop_labels: [connection_type]
+)");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->network.drop_labels, (std::vector<std::string>{"k8s_owner_kind", "server_port"}));
+  EXPECT_EQ(c->service_graph.drop_labels, std::vector<std::string>{"connection_type"});
+  const PipelineOptions o = PipelineOptionsFromConfig(*c);
+  // The allow list keeps the namespaces; the deny list still drops two of
+  // the kept ones; the edge itself (side, client, server) always stays.
+  std::vector<std::string> dropped = o.network.drop_labels;
+  std::sort(dropped.begin(), dropped.end());
+  EXPECT_EQ(dropped, (std::vector<std::string>{"k8s_deployment_name", "k8s_namespace_name",
+                                               "k8s_node_name", "k8s_owner_kind",
+                                               "k8s_owner_name", "k8s_pod_name",
+                                               "server_port"}));
+  EXPECT_EQ(o.service_graph.drop_labels, std::vector<std::string>{"connection_type"});
+  // Without lists nothing is dropped.
+  auto d = Config::FromYaml("");
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(PipelineOptionsFromConfig(*d).network.drop_labels.empty());
+  EXPECT_TRUE(PipelineOptionsFromConfig(*d).service_graph.drop_labels.empty());
+  // A keep list of the service graph: every label but client, server and
+  // the kept ones goes.
+  auto k = Config::FromYaml("service_graph:\n  keep_labels: [k8s_node_name]\n");
+  ASSERT_THAT(k, IsOk());
+  dropped = PipelineOptionsFromConfig(*k).service_graph.drop_labels;
+  std::sort(dropped.begin(), dropped.end());
+  EXPECT_EQ(dropped, (std::vector<std::string>{"client_service_namespace", "connection_type",
+                                               "server_service_namespace"}));
 }
 
 TEST(ConfigTest, TraceKeys) {

@@ -2,7 +2,7 @@
 // over a real Store and CgroupResolver on a fake /proc, and the families'
 // use of it: RED identity labels, dropped labels and route patterns; the
 // service graph's namespaces, counting rule for cluster peers, external
-// grouping and self-edges.
+// grouping and self-edges; the TCP edges' namespaces and identity labels.
 #include "aggregators/metadata/identity_cache.h"
 
 #include <arpa/inet.h>
@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 
+#include "aggregators/network/tcp_aggregator.h"
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/red/route_normalizer.h"
 #include "aggregators/servicemap/service_graph.h"
@@ -317,8 +318,8 @@ TEST(RoutePatternsTest, MatchesSegmentsAndRest) {
 
 class NoPeers : public PeerNames {
  public:
-  std::optional<std::string> ClientAt(const Endpoint&) const override { return std::nullopt; }
-  std::optional<std::string> ServerAt(const Endpoint&) const override { return std::nullopt; }
+  IdentityPtr ClientAt(const Endpoint&) const override { return nullptr; }
+  IdentityPtr ServerAt(const Endpoint&) const override { return nullptr; }
 };
 
 double Counter(const std::vector<MetricFamily>& fams, const std::string& name, const Labels& l) {
@@ -379,6 +380,123 @@ TEST_F(IdentityCacheTest, ServiceGraphNamesClusterPeersAndCountsOnce) {
             1);
   EXPECT_EQ(Counter(fams, total, {{"client", "frontend"}, {"server", "frontend"}}), -1);
   EXPECT_EQ(g.edges(), 3u);
+}
+
+// ---- TCP edges with identities ---------------------------------------------------
+
+TcpEvent Tcp(TcpEventKind kind, uint64_t sk, Role role, uint32_t tgid, const char* local_ip,
+             uint16_t local_port, const char* remote_ip, uint16_t remote_port) {
+  TcpEvent e;
+  e.kind = kind;
+  e.sk = sk;
+  e.ts_ns = kSec;
+  e.role = role;
+  e.tgid = tgid;
+  e.local = {ParseIp(local_ip), local_port};
+  e.remote = {ParseIp(remote_ip), remote_port};
+  return e;
+}
+
+Labels LabelsOf(const ClientMetric* m) {
+  Labels out;
+  if (m == nullptr) return {{"missing", "series"}};
+  for (const auto& l : m->label) out[l.name] = l.value;
+  return out;
+}
+
+std::unique_ptr<TcpAggregator> TcpWith(IdentityCache& c, std::vector<std::string> drop = {}) {
+  NetworkOptions o;
+  o.node_name = "node-a";
+  o.drop_labels = std::move(drop);
+  return std::make_unique<TcpAggregator>(
+      o,
+      ProcessIdentityResolver([&c](uint32_t tgid, uint64_t cgroup_id, std::string_view comm,
+                                   uint64_t ts) { return c.Local(tgid, cgroup_id, comm, ts); }),
+      RemoteIdentityResolver([&c](const IpAddress& ip, uint64_t ts) {
+        return c.Remote(ip, ts == 0 ? kSec : ts);
+      }));
+}
+
+TEST_F(IdentityCacheTest, TcpEdgesCarryNamespacesAndTheObservingEndsLabels) {
+  auto r = Resolver(EdgeLevel::kWorkload);
+  IdentityCache c = Cache(r.get());
+  auto tcp = TcpWith(c);
+  // frontend (a pod here) -> backend (a pod on node-b), client side.
+  tcp->OnTcp(Tcp(TcpEventKind::kEstablished, 1, Role::kClient, 200, "10.244.1.17", 40000,
+                 "10.244.2.9", 8080));
+  // frontend answers an outside client.
+  tcp->OnTcp(Tcp(TcpEventKind::kEstablished, 2, Role::kServer, 200, "10.244.1.17", 8080,
+                 "203.0.113.10", 50000));
+  // A host process calls a partner range and a Service's ClusterIP.
+  tcp->OnTcp(Tcp(TcpEventKind::kEstablished, 3, Role::kClient, 100, "192.168.10.11", 40001,
+                 "198.51.100.7", 443));
+  tcp->OnTcp(Tcp(TcpEventKind::kEstablished, 4, Role::kClient, 100, "192.168.10.11", 40002,
+                 "10.96.120.5", 80));
+  const auto fams = tcp->Collect();
+  const char* conns = "redmap_tcp_connections";
+  const Labels frontend_labels = {{"k8s_namespace_name", "shop"},
+                                  {"k8s_owner_kind", "Deployment"},
+                                  {"k8s_owner_name", "frontend"},
+                                  {"k8s_deployment_name", "frontend"},
+                                  {"k8s_node_name", "node-a"}};
+  Labels want = frontend_labels;
+  want.insert({{"side", "client"}, {"client", "frontend"}, {"server", "backend"},
+               {"server_port", "8080"}, {"client_service_namespace", "shop"},
+               {"server_service_namespace", "shop"}});
+  EXPECT_EQ(LabelsOf(FindSeries(fams, conns, {{"server", "backend"}})), want)
+      << "no k8s_pod_name below edge level pod";
+  want = frontend_labels;
+  want.insert({{"side", "server"}, {"client", "external"}, {"server", "frontend"},
+               {"server_port", "8080"}, {"server_service_namespace", "shop"}});
+  EXPECT_EQ(LabelsOf(FindSeries(fams, conns, {{"client", "external"}})), want)
+      << "an outside client has no namespace: the label is absent";
+  EXPECT_EQ(LabelsOf(FindSeries(fams, conns, {{"server", "partner-api"}})),
+            (Labels{{"side", "client"}, {"client", "nginx"}, {"server", "partner-api"},
+                    {"server_port", "443"}, {"k8s_node_name", "node-a"}}));
+  EXPECT_EQ(LabelsOf(FindSeries(fams, conns, {{"server", "web"}})),
+            (Labels{{"side", "client"}, {"client", "nginx"}, {"server", "web"},
+                    {"server_port", "80"}, {"server_service_namespace", "shop"},
+                    {"k8s_node_name", "node-a"}}));
+
+  // The local client behind an endpoint, for the service graph: with its
+  // namespace, which the service-graph edge then carries.
+  IdentityPtr at = tcp->ClientAt({ParseIp("10.244.1.17"), 40000});
+  ASSERT_NE(at, nullptr);
+  EXPECT_EQ(at->name, "frontend");
+  EXPECT_EQ(at->service_namespace, "shop");
+  ServiceGraphOptions go;
+  go.buckets = {0.01};
+  go.node_name = "node-a";
+  ServiceGraphAggregator g(
+      go, ServiceGraphAggregator::LocalIdentityFn([](const Span&) { return NamedIdentity("db"); }),
+      ServiceGraphAggregator::RemoteIdentityFn(), tcp.get());
+  Span in = HttpSpan(Role::kServer, "/", 200);
+  in.client.addr = ParseIp("10.244.1.17");
+  in.client.port = 40000;
+  g.OnSpan(in);
+  EXPECT_EQ(Counter(g.Collect(), "traces_service_graph_request_total",
+                    {{"client", "frontend"}, {"client_service_namespace", "shop"},
+                     {"server", "db"}, {"server_service_namespace", ""}}),
+            1);
+}
+
+TEST_F(IdentityCacheTest, TcpEdgesAtPodLevelNameAndLabelPodsAndDropLabels) {
+  auto r = Resolver(EdgeLevel::kPod);
+  IdentityCache c = Cache(r.get());
+  auto tcp = TcpWith(c, {"k8s_owner_kind", "client_service_namespace"});
+  tcp->OnTcp(Tcp(TcpEventKind::kEstablished, 1, Role::kClient, 200, "10.244.1.17", 40000,
+                 "10.244.2.9", 8080));
+  EXPECT_EQ(LabelsOf(FindSeries(tcp->Collect(), "redmap_tcp_connections", {})),
+            (Labels{{"side", "client"},
+                    {"client", "frontend-7d4b9c6f8-x2x9q"},
+                    {"server", "backend-0"},
+                    {"server_port", "8080"},
+                    {"server_service_namespace", "shop"},
+                    {"k8s_namespace_name", "shop"},
+                    {"k8s_pod_name", "frontend-7d4b9c6f8-x2x9q"},
+                    {"k8s_owner_name", "frontend"},
+                    {"k8s_deployment_name", "frontend"},
+                    {"k8s_node_name", "node-a"}}));
 }
 
 }  // namespace

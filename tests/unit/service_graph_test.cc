@@ -24,13 +24,13 @@ Endpoint Ep(const char* ip, uint16_t port) {
 // Names from TCP events, as the TcpAggregator would give them.
 class FakePeers : public PeerNames {
  public:
-  std::optional<std::string> ClientAt(const Endpoint& ep) const override {
+  IdentityPtr ClientAt(const Endpoint& ep) const override {
     auto it = clients.find(ep.port);
-    return it == clients.end() ? std::nullopt : std::optional<std::string>(it->second);
+    return it == clients.end() ? nullptr : NamedIdentity(it->second);
   }
-  std::optional<std::string> ServerAt(const Endpoint& ep) const override {
+  IdentityPtr ServerAt(const Endpoint& ep) const override {
     auto it = servers.find(ep.port);
-    return it == servers.end() ? std::nullopt : std::optional<std::string>(it->second);
+    return it == servers.end() ? nullptr : NamedIdentity(it->second);
   }
   std::map<uint16_t, std::string> clients, servers;
 };
@@ -145,6 +145,37 @@ TEST_F(ServiceGraphTest, EdgesAreCappedAndExpire) {
   EXPECT_EQ(Value("redmap_service_graph_edges_overflow_total", {}), 6);
   agg_.Expire(1000ull * 1000000000);
   EXPECT_EQ(agg_.edges(), 0u);
+}
+
+TEST_F(ServiceGraphTest, DroppedLabelsAreLeftOutAndTheirEdgesMerge) {
+  ServiceGraphOptions o = Options();
+  o.drop_labels = {"connection_type", "k8s_node_name", "client"};  // client stays: ignored
+  ServiceGraphAggregator agg(o, [](const Span& s) { return std::string(s.process_name); },
+                             &peers_);
+  // One request from an unknown client (virtual_node) and one from a known
+  // one, same names: with connection_type dropped they are one edge.
+  agg.OnSpan(MakeSpan(Role::kServer, "backend", Ep("10.0.0.2", 40001), be_, 200));
+  peers_.clients[40000] = "10.0.0.2";
+  agg.OnSpan(MakeSpan(Role::kServer, "backend", fe_, be_, 500));
+  EXPECT_EQ(agg.edges(), 1u);
+  std::vector<MetricFamily> fams = agg.Collect();
+  bool seen = false;
+  for (const MetricFamily& f : fams) {
+    if (f.name != "traces_service_graph_request_total") continue;
+    ASSERT_EQ(f.metric.size(), 1u);
+    EXPECT_EQ(f.metric[0].counter.value, 2);
+    Labels got;
+    for (const auto& l : f.metric[0].label) got[l.name] = l.value;
+    // Kept labels stay even when empty (as Tempo writes them).
+    EXPECT_EQ(got, (Labels{{"client", "10.0.0.2"},
+                           {"server", "backend"},
+                           {"client_service_namespace", ""},
+                           {"server_service_namespace", ""}}));
+    seen = true;
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(ServiceGraphLabelNames().size(), 6u);
+  EXPECT_EQ(ServiceGraphLabelNames()[kServiceGraphEdgeLabels - 1], "server");
 }
 
 }  // namespace

@@ -247,6 +247,109 @@ TEST_F(TcpAggregatorTest, IdleEdgesWithoutConnectionsExpire) {
   EXPECT_EQ(agg_.edges(), 2u);
 }
 
+// The labels of the first series of family `name` (a family's own name,
+// not a _count/_bucket sample) whose labels include `want`; "missing" if none.
+Labels SeriesLabels(const TcpAggregator& agg, const std::string& name, const Labels& want) {
+  for (const MetricFamily& f : agg.Collect()) {
+    if (f.name != name) continue;
+    for (const ClientMetric& m : f.metric) {
+      Labels have;
+      for (const auto& l : m.label) have[l.name] = l.value;
+      bool match = true;
+      for (const auto& [k, v] : want) match &= have.count(k) == 1 && have[k] == v;
+      if (match) return have;
+    }
+  }
+  return {{"missing", name}};
+}
+
+double Scalar(const TcpAggregator& agg, const std::string& name) {
+  for (const MetricFamily& f : agg.Collect()) {
+    if (f.name == name && f.metric.size() == 1) {
+      return f.type == prometheus::MetricType::Counter ? f.metric[0].counter.value
+                                                       : f.metric[0].gauge.value;
+    }
+  }
+  return -1;
+}
+
+TEST_F(TcpAggregatorTest, WithoutIdentitiesAnEdgeIsItsFourLabelsAndTheNode) {
+  Connect();
+  // Names only and no node: exactly the edge, as before identities.
+  EXPECT_EQ(SeriesLabels(agg_, "redmap_tcp_connections", client_), client_);
+  EXPECT_EQ(SeriesLabels(agg_, "redmap_tcp_connections", server_), server_);
+  // The pipeline gives every series the observing node.
+  NetworkOptions o = Options();
+  o.node_name = "node-a";
+  TcpAggregator agg(o, [](uint32_t, std::string_view comm, uint64_t) { return std::string(comm); });
+  TcpEvent c = Event(TcpEventKind::kEstablished, 1, Role::kClient, 100, Ep("10.0.0.2", 40000),
+                     Ep("10.0.0.1", 8080));
+  c.process_name = "curl";
+  agg.OnTcp(c);
+  EXPECT_EQ(SeriesLabels(agg, "redmap_tcp_connections", {}),
+            (Labels{{"side", "client"}, {"client", "curl"}, {"server", "10.0.0.1"},
+                    {"server_port", "8080"}, {"k8s_node_name", "node-a"}}));
+}
+
+TEST_F(TcpAggregatorTest, DroppedLabelsAreLeftOutAndTheirSeriesMerge) {
+  NetworkOptions o = Options();
+  o.node_name = "node-a";
+  o.drop_labels = {"server_port", "k8s_node_name", "side"};  // side cannot go: ignored
+  TcpAggregator agg(o, [](uint32_t, std::string_view, uint64_t) { return std::string("curl"); });
+  for (uint16_t port : {8080, 8081, 8082}) {
+    agg.OnTcp(Event(TcpEventKind::kEstablished, port, Role::kClient, 100,
+                    Ep("10.0.0.2", 40000 + port), Ep("10.0.0.1", port)));
+  }
+  const Labels edge = {{"side", "client"}, {"client", "curl"}, {"server", "10.0.0.1"}};
+  EXPECT_EQ(SeriesLabels(agg, "redmap_tcp_connections", {}), edge);
+  EXPECT_EQ(SeriesLabels(agg, "redmap_tcp_retransmits_total", {}),
+            (Labels{{"side", "client"}, {"client", "curl"}, {"server", "10.0.0.1"},
+                    {"kind", "data"}}))
+      << "the family's own labels stay";
+  // Three edges are tracked (and capped), one series is exported.
+  EXPECT_EQ(agg.edges(), 3u);
+  EXPECT_EQ(Scalar(agg, "redmap_tcp_edges"), 3);
+  EXPECT_EQ(Scalar(agg, "redmap_tcp_edge_series"), 1);
+  for (const MetricFamily& f : agg.Collect()) {
+    if (f.name == "redmap_tcp_connections") {
+      ASSERT_EQ(f.metric.size(), 1u);
+      EXPECT_EQ(f.metric[0].gauge.value, 3);
+    }
+  }
+  const std::vector<std::string> names = TcpLabelNames();
+  EXPECT_EQ(names.size(), 12u);
+  EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + kTcpEdgeLabels),
+            (std::vector<std::string>{"side", "client", "server"}));
+}
+
+TEST_F(TcpAggregatorTest, OverflowEdgeHasNoIdentityLabels) {
+  for (uint16_t i = 0; i < 12; ++i) {
+    agg_.OnTcp(Event(TcpEventKind::kEstablished, 100 + i, Role::kClient, 100,
+                     Ep("10.0.0.2", 40000 + i), Ep("192.0.2.1", 1000 + i)));
+  }
+  EXPECT_EQ(SeriesLabels(agg_, "redmap_tcp_connections", {{"client", "__overflow__"}}),
+            (Labels{{"side", "client"}, {"client", "__overflow__"}, {"server", "__overflow__"},
+                    {"server_port", "__overflow__"}}));
+  EXPECT_EQ(Scalar(agg_, "redmap_tcp_edge_series"), 9);  // max_series + overflow
+}
+
+TEST_F(TcpAggregatorTest, ClosedEdgesOfAGoneProcessExpireWithTheirSeries) {
+  Connect();
+  EXPECT_EQ(Scalar(agg_, "redmap_tcp_edge_series"), 2);
+  // The pod goes: both ends close, nothing updates the edges any more.
+  agg_.OnTcp(Event(TcpEventKind::kClosed, 1, Role::kClient, 100, Ep("10.0.0.2", 40000),
+                   Ep("10.0.0.1", 8080), 5 * kSec));
+  agg_.OnTcp(Event(TcpEventKind::kClosed, 2, Role::kServer, 200, Ep("10.0.0.1", 8080),
+                   Ep("10.0.0.2", 40000), 5 * kSec));
+  agg_.Expire(5 * kSec + 60 * kSec);  // exactly the TTL: still there
+  EXPECT_EQ(Value("redmap_tcp_connections", client_), 0);
+  agg_.Expire(5 * kSec + 61 * kSec);
+  EXPECT_EQ(Value("redmap_tcp_connections", client_), -1);
+  EXPECT_EQ(Value("redmap_tcp_connections", server_), -1);
+  EXPECT_EQ(Scalar(agg_, "redmap_tcp_edges"), 0);
+  EXPECT_EQ(Scalar(agg_, "redmap_tcp_edge_series"), 0);
+}
+
 TEST(ConnectFailureReasonTest, MapsErrnos) {
   EXPECT_EQ(ConnectFailureReason(ECONNREFUSED), "refused");
   EXPECT_EQ(ConnectFailureReason(ETIMEDOUT), "timeout");

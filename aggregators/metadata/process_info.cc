@@ -8,27 +8,13 @@
 #include <cerrno>
 #include <charconv>
 
+#include "aggregators/common/read_file.h"
+
 namespace redmap {
 namespace {
 
 constexpr size_t kMaxNameBytes = 128;
 constexpr size_t kCommBytes = 15;  // TASK_COMM_LEN - 1: longer names are cut
-
-// Up to `limit` bytes of a (/proc) file; "" when it cannot be read.
-std::string ReadFile(const std::string& path, size_t limit) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    ssize_t n = read(fd, buf, std::min(sizeof(buf), limit - out.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -76,7 +62,7 @@ ProcessResolver::ProcessResolver(std::string proc_root, size_t max_entries)
 uint64_t ProcessResolver::StartTime(uint32_t tgid) const {
   // Field 22 of /proc/<pid>/stat, counted after the parenthesised comm
   // (which may itself hold spaces and parentheses): ") S ppid ...".
-  std::string stat = ReadFile(proc_root_ + "/" + std::to_string(tgid) + "/stat", 4096);
+  std::string stat = ReadFileBounded(proc_root_ + "/" + std::to_string(tgid) + "/stat", 4096);
   size_t close = stat.rfind(')');
   if (close == std::string::npos) return 0;
   std::string_view rest(stat);
@@ -96,7 +82,7 @@ uint64_t ProcessResolver::StartTime(uint32_t tgid) const {
 
 std::string ProcessResolver::Resolve(uint32_t tgid, std::string_view kernel_comm) const {
   const std::string dir = proc_root_ + "/" + std::to_string(tgid);
-  const std::string env = ReadFile(dir + "/environ", 1 << 20);
+  const std::string env = ReadFileBounded(dir + "/environ", 1 << 20);
   std::string_view from_attrs;
   for (size_t i = 0; i < env.size();) {
     size_t end = std::min(env.find('\0', i), env.size());
@@ -114,7 +100,7 @@ std::string ProcessResolver::Resolve(uint32_t tgid, std::string_view kernel_comm
   }
   if (!from_attrs.empty()) return Sanitize(from_attrs);
 
-  std::string comm_buf = ReadFile(dir + "/comm", 64);
+  std::string comm_buf = ReadFileBounded(dir + "/comm", 64);
   std::string_view comm = Trim(comm_buf);
   if (comm.empty()) return ServiceNameFromComm(kernel_comm);
   if (comm.size() == kCommBytes) {

@@ -10,25 +10,11 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "aggregators/common/read_file.h"
 #include "aggregators/common/string_view.h"
 
 namespace redmap {
 namespace {
-
-std::string ReadSmallFile(const std::string& path, size_t limit) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    ssize_t n = read(fd, buf, std::min(sizeof(buf), limit - out.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return out;
-}
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 std::string UnescapeMountPath(std::string_view s) {
@@ -185,7 +171,7 @@ std::optional<CgroupIdentity> CgroupResolver::IdentityOf(uint64_t id, uint64_t n
 
 std::optional<CgroupIdentity> CgroupResolver::IdentityOfProcess(uint32_t tgid) const {
   if (tgid == 0) return std::nullopt;
-  std::string content = ReadSmallFile(opt_.proc_root + "/" + std::to_string(tgid) + "/cgroup", 64 << 10);
+  std::string content = ReadFileBounded(opt_.proc_root + "/" + std::to_string(tgid) + "/cgroup", 64 << 10);
   if (content.empty()) return std::nullopt;
   return ParseProcCgroup(content);
 }

@@ -229,21 +229,38 @@ uint64_t Mix(uint64_t x) {
 // processes): one multiply per 8-byte word (chain calls over several
 // strings, then Mix once), instead of absl::Hash's generic combine or a Mix
 // per word, which were a visible part of a span's cost.
+uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+
+uint64_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
 uint64_t HashBytes(uint64_t h, std::string_view s) {
   constexpr uint64_t kMul = 0x9fb21c651e98df25ull;
-  h = ((h << 5 | h >> 59) ^ s.size()) * kMul;
-  size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    h = ((h << 5 | h >> 59) ^ w) * kMul;
+  const char* p = s.data();
+  const size_t n = s.size();
+  h = ((h << 5 | h >> 59) ^ n) * kMul;
+  // The last (partial) word is read as overlapping fixed-size loads: no
+  // byte loop, no variable-length copy.
+  uint64_t tail;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) h = ((h << 5 | h >> 59) ^ Load64(p + i)) * kMul;
+    tail = Load64(p + n - 8);
+  } else if (n >= 4) {
+    tail = Load32(p) << 32 | Load32(p + n - 4);
+  } else if (n > 0) {
+    tail = uint64_t{static_cast<unsigned char>(p[0])} << 16 |
+           uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 | static_cast<unsigned char>(p[n - 1]);
+  } else {
+    tail = 0;
   }
-  if (i < s.size()) {
-    uint64_t w = 0;
-    std::memcpy(&w, s.data() + i, s.size() - i);
-    h = ((h << 5 | h >> 59) ^ w) * kMul;
-  }
-  return h;  // chain calls, then Mix once
+  return ((h << 5 | h >> 59) ^ tail) * kMul;  // chain calls, then Mix once
 }
 
 uint64_t HashEndpoint(uint64_t h, const Endpoint& e) {
@@ -314,11 +331,12 @@ class TraceSampler::Impl {
   // or the oldest first when the table is full), and the entry freed last
   // is the next one filled: touching the entries a few places down the
   // queue now means deciding and refilling them does not wait on memory
-  // once the table is larger than the CPU caches. Their text buffers are
-  // reached through their details, fetched a few spans earlier.
+  // once the table is larger than the CPU caches. The index buckets their
+  // removal writes are found through their links, fetched a few spans
+  // earlier.
   void PrefetchAhead() {
     constexpr size_t kNodeDistance = 8;
-    constexpr size_t kTextDistance = 4;
+    constexpr size_t kBucketDistance = 4;
     if (due_size_ > kNodeDistance) {
       const size_t i =
           static_cast<size_t>(due_[DueIndex(kNodeDistance)].node);
@@ -330,13 +348,10 @@ class TraceSampler::Impl {
       seq_index_.PrefetchSlot(static_cast<int32_t>(i));
       for (const SlotIndex& l : lists_) l.PrefetchSlot(static_cast<int32_t>(i));
     }
-    if (due_size_ > kTextDistance) {
-      const int32_t idx = due_[DueIndex(kTextDistance)].node;
+    if (due_size_ > kBucketDistance) {
+      const int32_t idx = due_[DueIndex(kBucketDistance)].node;
       seq_index_.PrefetchSlotBucket(idx);
       for (const SlotIndex& l : lists_) l.PrefetchSlotBucket(idx);
-      const char* text = details_[static_cast<size_t>(idx)].text.data();
-      __builtin_prefetch(text, 1);
-      __builtin_prefetch(text + 64, 1);
     }
   }
 
@@ -722,10 +737,26 @@ class TraceSampler::Impl {
   }
 
   void PushDue(int32_t idx, uint64_t due_ns) {
-    // Every live root has exactly one entry, so nodes_.size() slots suffice.
-    due_[DueIndex(due_size_)] =
-        Due{idx, nodes_[static_cast<size_t>(idx)].gen, due_ns};
+    // A table entry has at most one live due entry, so nodes_.size() slots
+    // hold them all (with room for this one); but the spans of a tree decided early (ForceOne) leave
+    // their entries behind until they reach the head, and those can fill
+    // the ring. Then they go: they are skipped when popped anyway.
+    if (due_size_ == due_.size()) DropStaleDue();
+    due_[DueIndex(due_size_)] = Due{idx, nodes_[static_cast<size_t>(idx)].gen, due_ns};
     ++due_size_;
+  }
+
+  // Keeps the live entries of the due ring, in order, from slot 0.
+  void DropStaleDue() {
+    size_t kept = 0;
+    for (size_t i = 0; i < due_size_; ++i) {
+      const Due d = due_[DueIndex(i)];
+      if (Live(d)) due_scratch_.push_back(d);
+    }
+    for (const Due& d : due_scratch_) due_[kept++] = d;
+    due_scratch_.clear();
+    due_head_ = 0;
+    due_size_ = kept;
   }
 
   bool PopDue(Due* d) {
@@ -951,6 +982,7 @@ class TraceSampler::Impl {
   SlotIndex seq_index_;
   std::array<SlotIndex, 2> lists_;
   std::vector<Due> due_;
+  std::vector<Due> due_scratch_;  // DropStaleDue only
   size_t due_head_ = 0;
   size_t due_size_ = 0;
   uint64_t now_ns_ = 0;

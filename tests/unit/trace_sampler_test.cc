@@ -281,6 +281,37 @@ TEST(TraceSamplerTest, PendingTableIsBoundedAndCountsForcedDecisions) {
   EXPECT_TRUE(warned);
 }
 
+// A tree decided early leaves its other spans' entries in the due ring
+// until they reach its head. A client span (the root) arriving before its
+// server half, on a full table, makes the ring hold more entries than the
+// table has slots: the stale ones must go, not wrap over live ones (or
+// past the ring). Every tree is still decided whole.
+TEST(TraceSamplerTest, DueRingSurvivesStaleEntriesOfForcedTrees) {
+  TraceOptions o = Options();
+  o.max_pending_spans = 4;
+  o.max_traces_per_second = 1e6;
+  auto s = Sampler(o);
+  constexpr int kTrees = 500;
+  for (int i = 0; i < kTrees; ++i) {
+    const uint64_t at = 10u + 10u * static_cast<uint64_t>(i);
+    const uint16_t port = static_cast<uint16_t>(30000 + i);
+    const uint32_t seq = 1000u + static_cast<uint32_t>(i);
+    Feed(&s, {Role::kClient, 5, 5, at, at + 5, port, 80, seq, "/t" + std::to_string(i)});
+    Feed(&s, {Role::kServer, 2, 7, at + 1, at + 4, port, 80, seq, "/t" + std::to_string(i)});
+    ASSERT_LE(s.pending_spans(), 4u);
+  }
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), kTrees);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_linked_total", {{"link", "tcp_seq"}}), kTrees);
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), static_cast<size_t>(kTrees));
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 2u);
+    EXPECT_EQ(t->spans[0].side, Role::kClient);
+    EXPECT_EQ(t->spans[1].parent_id, t->spans[0].span_id);
+  }
+}
+
 TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {
   TraceOptions o = Options();
   o.redact_headers = {"X-Secret"};

@@ -43,8 +43,10 @@ class Pipeline::Impl {
                       return ProcessName(tgid, comm, ts_ns);
                     }),
         self_(std::make_shared<SelfMetrics>()),
+        routes_(std::make_shared<RouteCache>(options.red.route_patterns)),
         red_(std::make_shared<RedAggregator>(
-            options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }))),
+            options.red, ServiceNameResolver([this](const Span& s) { return Local(s); }),
+            routes_)),
         tcp_(std::make_shared<TcpAggregator>(
             NetworkOptionsFrom(options),
             ProcessIdentityResolver(
@@ -71,7 +73,8 @@ class Pipeline::Impl {
       traces::TraceOptions t = options.traces;
       if (t.exemplar_buckets.empty()) t.exemplar_buckets = options.red.buckets;
       traces_ = std::make_shared<traces::TraceSampler>(
-          t, [this](const Span& s) { return ServiceName(s); });
+          t, [this](const Span& s, std::string* out) { out->append(LocalRef(s).service_name); },
+          routes_);
       fanout_.Add(traces_.get());
     }
   }
@@ -102,7 +105,12 @@ class Pipeline::Impl {
   // The observing process's identity: cached per (tgid, cgroup id), and
   // resolved once per span for all its sinks (RED, service graph, traces
   // call this in turn for the same span, on the source thread).
-  IdentityPtr Local(const Span& s) {
+  IdentityPtr Local(const Span& s) { return LocalMemo(s); }
+
+  // The same, without a reference count: valid until the next span.
+  const IdentityLabels& LocalRef(const Span& s) { return *LocalMemo(s); }
+
+  const IdentityPtr& LocalMemo(const Span& s) {
     if (last_span_ != &s || last_span_end_ns_ != s.end_ns || !last_identity_ ||
         last_tgid_ != s.conn.tgid || last_cgroup_id_ != s.cgroup_id) {
       last_identity_ = identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
@@ -113,8 +121,6 @@ class Pipeline::Impl {
     }
     return last_identity_;
   }
-
-  std::string ServiceName(const Span& s) { return Local(s)->service_name; }
 
   std::string ProcessName(uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
     if (tgid == 0) return kUnknownService;  // replay: no process
@@ -132,6 +138,9 @@ class Pipeline::Impl {
   uint64_t last_cgroup_id_ = 0;
   IdentityPtr last_identity_;
   std::shared_ptr<SelfMetrics> self_;
+  // http_route of the span being fanned out, worked out once for RED and
+  // traces (source thread only).
+  std::shared_ptr<RouteCache> routes_;
   std::shared_ptr<RedAggregator> red_;
   std::shared_ptr<TcpAggregator> tcp_;
   std::shared_ptr<ServiceGraphAggregator> service_graph_;

@@ -115,9 +115,12 @@ std::string_view MethodLabel(std::string_view m) {
 
 class RedAggregator::Impl {
  public:
-  Impl(const RedOptions& options, ServiceNameResolver resolver)
+  Impl(const RedOptions& options, ServiceNameResolver resolver,
+       std::shared_ptr<RouteCache> routes)
       : options_(options),
         resolver_(std::move(resolver)),
+        routes_(routes != nullptr ? std::move(routes)
+                                  : std::make_shared<RouteCache>(options.route_patterns)),
         server_names_(RedLabelNames(true)),
         client_names_(RedLabelNames(false)),
         server_drop_(DropMask(true, options.server_drop_labels)),
@@ -140,7 +143,7 @@ class RedAggregator::Impl {
     values_[1].assign(method.data(), method.size());
     values_[2].clear();
     if (span.http.status > 0) AppendUint(static_cast<uint64_t>(span.http.status), &values_[2]);
-    RouteOf(&options_.route_patterns, span.http.target, &values_[3]);
+    values_[3] = routes_->Route(span.http.target);
     size_t fixed = std::size(kServerLabels);
     if (!server) {
       values_[4] = span.server.addr.ToString();
@@ -299,6 +302,7 @@ class RedAggregator::Impl {
 
   const RedOptions options_;
   ServiceNameResolver resolver_;
+  const std::shared_ptr<RouteCache> routes_;  // source thread only
   const std::vector<std::string> server_names_;
   const std::vector<std::string> client_names_;
   const std::vector<bool> server_drop_;
@@ -314,8 +318,9 @@ class RedAggregator::Impl {
   Family client_ ABSL_GUARDED_BY(mu_);
 };
 
-RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver resolver)
-    : impl_(std::make_unique<Impl>(options, std::move(resolver))) {}
+RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver resolver,
+                             std::shared_ptr<RouteCache> routes)
+    : impl_(std::make_unique<Impl>(options, std::move(resolver), std::move(routes))) {}
 RedAggregator::RedAggregator(const RedOptions& options,
                              std::function<std::string(const Span&)> name)
     : RedAggregator(options, [name = std::move(name)](const Span& s) {

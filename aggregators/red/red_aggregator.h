@@ -10,7 +10,9 @@
 // Label values: method as-is if it is one of the nine RFC 9110/5789 methods,
 // else "_OTHER"; status code as a string, "" when the span has none (an
 // empty label is an absent one, as OpenTelemetry leaves the attribute out);
-// http_route from RouteOf() (configured patterns, then NormalizeRoute()); service_name from the resolver.
+// http_route from RouteOf() (configured patterns, then NormalizeRoute()),
+// through a RouteCache (shared with the trace sampler when the pipeline
+// builds both); service_name from the resolver.
 // Buckets are cumulative with inclusive upper bounds (le), +Inf == count.
 // Series are capped per family (beyond the cap: one overflow series whose
 // labels are all "__overflow__", and redmap_series_overflow_total counts what
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "aggregators/metadata/identity_cache.h"
+#include "aggregators/red/route_cache.h"
 #include "aggregators/red/route_normalizer.h"
 #include "aggregators/span/span.h"
 #include "prometheus/collectable.h"
@@ -64,7 +67,10 @@ using ServiceNameResolver = std::function<IdentityPtr(const Span&)>;
 
 class RedAggregator : public SpanSink, public prometheus::Collectable {
  public:
-  RedAggregator(const RedOptions& options, ServiceNameResolver resolver);
+  // routes: the span's http_route, shared with other sinks that need it
+  // (it must be built from options.route_patterns); null: one of its own.
+  RedAggregator(const RedOptions& options, ServiceNameResolver resolver,
+                std::shared_ptr<RouteCache> routes = nullptr);
   // Only a service name per span (no identity labels).
   RedAggregator(const RedOptions& options, std::function<std::string(const Span&)> name);
   ~RedAggregator() override;

@@ -208,6 +208,31 @@ bool ParseB3Single(std::string_view v, PropagatedContext* c) {
   return true;
 }
 
+bool MayCarryContext(std::string_view head) {
+  // Every name ExtractContext reads starts, in lower case, with one of
+  // "tr" (traceparent), "sw" (sw8), "ub" (uber-trace-id), "b3" (b3) or "x-"
+  // (x-b3-*, x-request-id), and a field's name starts its line (an obs-fold
+  // line continues the previous field, so its name too). `| 0x20` lowers
+  // letters and leaves '-' and '3' alone; what else it maps onto these pairs
+  // only costs a full parse.
+  for (size_t nl = head.find('\n'); nl != std::string_view::npos && nl + 2 < head.size();
+       nl = head.find('\n', nl + 1)) {
+    const unsigned a = static_cast<unsigned char>(head[nl + 1]) | 0x20u;
+    const unsigned b = static_cast<unsigned char>(head[nl + 2]) | 0x20u;
+    switch ((a << 8) | b) {
+      case ('t' << 8) | 'r':
+      case ('s' << 8) | 'w':
+      case ('u' << 8) | 'b':
+      case ('b' << 8) | '3':
+      case ('x' << 8) | '-':
+        return true;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string TraceId::Hex() const {
@@ -262,6 +287,9 @@ std::string_view PropagationName(Propagation p) {
 
 PropagatedContext ExtractContext(std::string_view head) {
   PropagatedContext c;
+  // Most requests carry none of these headers: a scan of the first two
+  // bytes of each line proves it without parsing a field.
+  if (!MayCarryContext(head)) return c;
   // Lower rank wins: traceparent 1 ... x-b3-traceid 5.
   int rank = 99;
   uint64_t b3_span = 0;

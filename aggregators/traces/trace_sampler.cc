@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
@@ -13,7 +14,9 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "aggregators/red/red_aggregator.h"
-#include "aggregators/red/route_normalizer.h"
+#include "aggregators/red/route_cache.h"
+#include "aggregators/traces/packed_strings.h"
+#include "aggregators/traces/slot_index.h"
 #include "aggregators/traces/trace_context.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_type.h"
@@ -42,10 +45,12 @@ class RouteLatency {
     edges_[kBuckets - 1] = UINT64_MAX;
   }
 
-  void Observe(uint64_t key, uint64_t duration_ns, uint64_t now_ns) {
+  // Counts one observation. Returns whether it is slower than the route's
+  // p99 with it counted (what P99() says now).
+  bool Observe(uint64_t key, uint64_t duration_ns, uint64_t now_ns) {
     auto it = routes_.find(key);
     if (it == routes_.end()) {
-      if (routes_.size() >= kMaxLatencyRoutes) return;
+      if (routes_.size() >= kMaxLatencyRoutes) return false;
       it = routes_.emplace(key, Window{}).first;
       it->second.start_ns = now_ns;
     }
@@ -62,11 +67,23 @@ class RouteLatency {
       w.current.fill(0);
       w.current_n = 0;
       w.start_ns = now_ns;
+      w.p99_bucket = 0;
+      w.below = 0;
     }
-    const size_t b = static_cast<size_t>(
-        std::lower_bound(edges_.begin(), edges_.end(), duration_ns) - edges_.begin());
-    ++w.current[std::min(b, kBuckets - 1)];
+    const size_t b = std::min(
+        static_cast<size_t>(std::lower_bound(edges_.begin(), edges_.end(), duration_ns) -
+                            edges_.begin()),
+        kBuckets - 1);
+    ++w.current[b];
     ++w.current_n;
+    if (b < w.p99_bucket) ++w.below;
+    // Keep p99_bucket the first bucket whose cumulative count reaches
+    // ceil(0.99 n): one more observation moves it a bucket or so.
+    const uint64_t rank = Rank(w);
+    while (w.below + Count(w, w.p99_bucket) < rank) w.below += Count(w, w.p99_bucket++);
+    while (w.p99_bucket > 0 && w.below >= rank) w.below -= Count(w, --w.p99_bucket);
+    const uint64_t p99 = P99(w);
+    return p99 > 0 && duration_ns > p99;
   }
 
   // The upper edge of the bucket holding the 99th percentile; 0 when the
@@ -74,16 +91,7 @@ class RouteLatency {
   uint64_t P99(uint64_t key) const {
     auto it = routes_.find(key);
     if (it == routes_.end()) return 0;
-    const Window& w = it->second;
-    const uint64_t n = w.current_n + w.previous_n;
-    if (n < kMinRouteSamples) return 0;
-    const uint64_t rank = (n * 99 + 99) / 100;  // ceil(0.99 n)
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kBuckets; ++i) {
-      cumulative += w.current[i] + w.previous[i];
-      if (cumulative >= rank) return edges_[i];
-    }
-    return edges_[kBuckets - 1];
+    return P99(it->second);
   }
 
   void Expire(uint64_t now_ns) {
@@ -101,48 +109,25 @@ class RouteLatency {
     uint64_t current_n = 0;
     uint64_t previous_n = 0;
     uint64_t start_ns = 0;
+    // The bucket holding the 99th percentile, and the observations in the
+    // buckets below it, kept up to date by Observe (no scan per lookup).
+    size_t p99_bucket = 0;
+    uint64_t below = 0;
   };
-  std::array<uint64_t, kBuckets> edges_{};
-  absl::flat_hash_map<uint64_t, Window> routes_;
-};
 
-// NormalizeRoute behind a direct-mapped cache keyed by the target's path
-// (NormalizeRoute ignores query and fragment, so requests that differ only
-// there share a slot). Every span needs its route (the route p99 rule), and
-// most traffic repeats a few paths: a hit is a hash and a compare instead of
-// a segment-by-segment scan. Bounded: kSlots paths of at most kMaxPath bytes.
-class RouteCache {
- public:
-  static constexpr size_t kSlots = 1024;
-  static constexpr size_t kMaxPath = 256;
-
-  RouteCache() : slots_(kSlots) {}
-
-  void Normalize(std::string_view target, std::string* out) {
-    const std::string_view path = target.substr(0, target.find_first_of("?#"));
-    // "*" alone is the asterisk form; "*?x" is not: only the full target tells.
-    if (path.size() > kMaxPath || path == "*") {
-      NormalizeRoute(target, out);
-      return;
-    }
-    Slot& slot = slots_[absl::Hash<std::string_view>()(path) % kSlots];
-    if (slot.used && slot.path == path) {
-      out->assign(slot.route);
-      return;
-    }
-    NormalizeRoute(path, out);
-    slot.used = true;
-    slot.path.assign(path);
-    slot.route.assign(*out);
+  static uint64_t Count(const Window& w, size_t i) { return w.current[i] + w.previous[i]; }
+  static uint64_t Rank(const Window& w) {
+    const uint64_t n = w.current_n + w.previous_n;
+    return (n * 99 + 99) / 100;  // ceil(0.99 n)
   }
 
- private:
-  struct Slot {
-    bool used = false;
-    std::string path;
-    std::string route;
-  };
-  std::vector<Slot> slots_;
+  uint64_t P99(const Window& w) const {
+    if (w.current_n + w.previous_n < kMinRouteSamples) return 0;
+    return edges_[w.p99_bucket];
+  }
+
+  std::array<uint64_t, kBuckets> edges_{};
+  absl::flat_hash_map<uint64_t, Window> routes_;
 };
 
 // Token bucket on the spans' clock; burst = one second's worth (at least 1).
@@ -169,30 +154,59 @@ class RateLimiter {
   bool started_ = false;
 };
 
+// A span waiting in the assembly table, in two parts so that the table's
+// hot path stays small: Node holds what linking, waiting and deciding read
+// (80 bytes), NodeDetail what only a kept span needs (its strings packed in
+// one reused buffer) and what a tcp_seq match checks. Every span pays for
+// writing both; only the spans of kept trees are read back from NodeDetail.
+// The indexes that find a span by TCP stream position, thread or
+// propagated trace live in SlotIndexes beside the table.
 struct Node {
-  TraceSpan span;
   int32_t parent = kNil;
   int32_t first_child = kNil;
   int32_t next_sibling = kNil;
-  uint32_t tree_size = 1;    // at roots: spans in the tree
-  uint64_t activity_ns = 0;  // at roots: the newest end in the tree
+  uint32_t tree_size = 1;  // at roots: spans in the tree
   uint32_t gen = 0;
+  uint32_t tgid = 0;
+  uint32_t tid = 0;
+  int32_t status = 0;
+  Role side = Role::kUnknown;
+  Link link = Link::kNone;
+  Propagation propagation = Propagation::kNone;
   bool used = false;
   bool forced = false;
-  bool seq_indexed = false;
-  uint64_t seq_key = 0;
+  uint64_t start_ns = 0;
+  uint64_t end_ns = 0;
+  uint64_t activity_ns = 0;  // at roots: the newest end in the tree
   uint64_t route_key = 0;
   uint64_t correlation = 0;  // hash of (tgid, propagated trace id); 0: none
-  // span.target / request_head / response_head still hold the bytes as
-  // captured: Keep() redacts them on the way out (see Fill).
+
+  uint64_t duration_ns() const { return end_ns > start_ns ? end_ns - start_ns : 0; }
+};
+static_assert(sizeof(Node) <= 80, "the hot part of a pending span grew");
+
+enum Text { kService, kProcess, kMethod, kTarget, kRoute, kRequestId, kRequestHead, kResponseHead,
+            kTexts };
+
+struct NodeDetail {
+  uint64_t span_id = 0;
+  uint64_t cgroup_id = 0;
+  uint64_t request_bytes = 0;
+  uint64_t response_bytes = 0;
+  TraceId header_trace_id;
+  uint64_t header_parent_id = 0;
+  Endpoint client;
+  Endpoint server;
+  uint32_t tcp_seq = 0;
+  bool has_tcp_seq = false;
+  Protocol protocol = Protocol::kUnknown;
+  // The target and heads still hold the bytes as captured: Keep() redacts
+  // them on the way out (see Fill).
   bool raw_target = false;
   bool raw_request_head = false;
   bool raw_response_head = false;
-  // Intrusive lists of client spans waiting for their server span.
-  std::array<int32_t, 2> prev{kNil, kNil};
-  std::array<int32_t, 2> next{kNil, kNil};
-  std::array<uint64_t, 2> list_key{0, 0};
-  std::array<bool, 2> listed{false, false};
+  bool heads = false;  // request_head and response_head were copied
+  PackedStrings<kTexts> text;
 };
 
 struct Due {
@@ -211,18 +225,68 @@ uint64_t Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Keys of the in-process indexes (never exported, never compared across
+// processes): one multiply per 8-byte word (chain calls over several
+// strings, then Mix once), instead of absl::Hash's generic combine or a Mix
+// per word, which were a visible part of a span's cost.
+uint64_t Load64(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+
+uint64_t Load32(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+uint64_t HashBytes(uint64_t h, std::string_view s) {
+  constexpr uint64_t kMul = 0x9fb21c651e98df25ull;
+  const char* p = s.data();
+  const size_t n = s.size();
+  h = ((h << 5 | h >> 59) ^ n) * kMul;
+  // The last (partial) word is read as overlapping fixed-size loads: no
+  // byte loop, no variable-length copy.
+  uint64_t tail;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) h = ((h << 5 | h >> 59) ^ Load64(p + i)) * kMul;
+    tail = Load64(p + n - 8);
+  } else if (n >= 4) {
+    tail = Load32(p) << 32 | Load32(p + n - 4);
+  } else if (n > 0) {
+    tail = uint64_t{static_cast<unsigned char>(p[0])} << 16 |
+           uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 | static_cast<unsigned char>(p[n - 1]);
+  } else {
+    tail = 0;
+  }
+  return ((h << 5 | h >> 59) ^ tail) * kMul;  // chain calls, then Mix once
+}
+
+uint64_t HashEndpoint(uint64_t h, const Endpoint& e) {
+  uint64_t lo, hi;
+  std::memcpy(&lo, e.addr.bytes.data(), 8);
+  std::memcpy(&hi, e.addr.bytes.data() + 8, 8);
+  return Mix(Mix(h ^ lo) ^ hi ^ (uint64_t{e.addr.family} << 16 | e.port));
+}
+
 }  // namespace
 
 class TraceSampler::Impl {
  public:
-  Impl(const TraceOptions& o, TraceServiceNameResolver resolver)
+  Impl(const TraceOptions& o, TraceServiceNameResolver resolver,
+       std::shared_ptr<RouteCache> routes)
       : options_(o),
         resolver_(std::move(resolver)),
+        routes_cache_(routes != nullptr ? std::move(routes) : std::make_shared<RouteCache>()),
         redactor_(o.redact_headers, o.redact_query_params),
         ring_(o.ring_max_bytes, o.ring_max_traces),
         exemplars_(o.exemplar_buckets, o.exemplar_max_series),
         limiter_(o.max_traces_per_second),
         nodes_(std::max<size_t>(o.max_pending_spans, 1)),
+        details_(nodes_.size()),
+        seq_index_(nodes_.size()),
+        lists_{SlotIndex(nodes_.size()), SlotIndex(nodes_.size())},
         due_(nodes_.size()) {
     free_.reserve(nodes_.size());
     for (size_t i = nodes_.size(); i > 0; --i) free_.push_back(static_cast<int32_t>(i - 1));
@@ -234,31 +298,61 @@ class TraceSampler::Impl {
     if (span.side != Role::kServer && span.side != Role::kClient) return;
     if (span.end_ns < span.start_ns) return;
     now_ns_ = std::max(now_ns_, span.end_ns);
+    PrefetchAhead();
+    // The index buckets this span will look up, fetched while the table
+    // makes room and the span is copied.
+    const uint64_t seq_base =
+        span.has_tcp_seq ? SeqBase(span.client, span.server, span.request_tcp_seq) : 0;
+    if (span.has_tcp_seq) {
+      seq_index_.PrefetchKey(SeqKey(seq_base, Role::kServer));
+      seq_index_.PrefetchKey(SeqKey(seq_base, Role::kClient));
+    }
+    lists_[kThreadList].PrefetchKey(ThreadKey(span.conn.tgid, span.tid));
     DecideDue();
     while (free_.empty()) ForceOne();
     const int32_t idx = free_.back();
     free_.pop_back();
     Node& n = nodes_[static_cast<size_t>(idx)];
-    Fill(span, &n);
-    n.used = true;
-    n.forced = false;
-    n.parent = n.first_child = n.next_sibling = kNil;
-    n.tree_size = 1;
-    n.activity_ns = span.end_ns;
+    Fill(span, &n, &details_[static_cast<size_t>(idx)]);
     pending_.store(nodes_.size() - free_.size(), std::memory_order_relaxed);
-    if (options_.keep_slower_than_route_p99) {
-      latency_.Observe(n.route_key, n.span.duration_ns(), span.end_ns);
-    }
-    LinkByTcpSeq(idx);
-    if (n.span.side == Role::kClient) {
+    if (span.has_tcp_seq) LinkByTcpSeq(idx, seq_base);
+    if (n.side == Role::kClient) {
       // Waits for the server request it was made for, if any.
-      ListPush(idx, kThreadList, ThreadKey(n.span.tgid, n.span.tid));
-      if (n.correlation != 0) ListPush(idx, kCorrelationList, n.correlation);
+      lists_[kThreadList].Insert(idx, ThreadKey(n.tgid, n.tid));
+      if (n.correlation != 0) lists_[kCorrelationList].Insert(idx, n.correlation);
     } else {
-      Adopt(idx, kThreadList, ThreadKey(n.span.tgid, n.span.tid), Link::kThread);
-      if (n.correlation != 0) Adopt(idx, kCorrelationList, n.correlation, Link::kHeader);
+      Adopt(idx, kThreadList, Link::kThread);
+      if (n.correlation != 0) Adopt(idx, kCorrelationList, Link::kHeader);
     }
     PushDue(idx, span.end_ns + options_.assembly_wait_ns);
+  }
+
+  // Entries are decided roughly in the order of the due queue (by time,
+  // or the oldest first when the table is full), and the entry freed last
+  // is the next one filled: touching the entries a few places down the
+  // queue now means deciding and refilling them does not wait on memory
+  // once the table is larger than the CPU caches. The index buckets their
+  // removal writes are found through their links, fetched a few spans
+  // earlier.
+  void PrefetchAhead() {
+    constexpr size_t kNodeDistance = 8;
+    constexpr size_t kBucketDistance = 4;
+    if (due_size_ > kNodeDistance) {
+      const size_t i =
+          static_cast<size_t>(due_[DueIndex(kNodeDistance)].node);
+      __builtin_prefetch(&nodes_[i], 1);
+      __builtin_prefetch(&details_[i], 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 64, 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 128, 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 192, 1);
+      seq_index_.PrefetchSlot(static_cast<int32_t>(i));
+      for (const SlotIndex& l : lists_) l.PrefetchSlot(static_cast<int32_t>(i));
+    }
+    if (due_size_ > kBucketDistance) {
+      const int32_t idx = due_[DueIndex(kBucketDistance)].node;
+      seq_index_.PrefetchSlotBucket(idx);
+      for (const SlotIndex& l : lists_) l.PrefetchSlotBucket(idx);
+    }
   }
 
   void Tick(uint64_t now_ns) {
@@ -402,107 +496,175 @@ class TraceSampler::Impl {
     return id;
   }
 
-  void Fill(const Span& span, Node* n) {
-    TraceSpan& s = n->span;
-    s.span_id = NextId();
-    s.parent_id = 0;
-    s.link = Link::kNone;
-    s.protocol = span.protocol;
-    s.side = span.side;
-    s.start_ns = span.start_ns;
-    s.end_ns = span.end_ns;
-    s.tgid = span.conn.tgid;
-    s.tid = span.tid;
-    s.cgroup_id = span.cgroup_id;
-    s.service = resolver_(span);
-    s.process.assign(span.process_name);
-    s.method.assign(span.http.method);
+  void Fill(const Span& span, Node* n, NodeDetail* d) {
+    n->parent = n->first_child = n->next_sibling = kNil;
+    n->tree_size = 1;
+    n->tgid = span.conn.tgid;
+    n->tid = span.tid;
+    n->status = span.http.status;
+    n->side = span.side;
+    n->link = Link::kNone;
+    n->used = true;
+    n->forced = false;
+    n->start_ns = span.start_ns;
+    n->end_ns = span.end_ns;
+    n->activity_ns = span.end_ns;
+
+    d->span_id = NextId();
+    d->cgroup_id = span.cgroup_id;
+    d->request_bytes = span.http.request_bytes;
+    d->response_bytes = span.http.response_bytes;
+    d->client = span.client;
+    d->server = span.server;
+    d->tcp_seq = span.request_tcp_seq;
+    d->has_tcp_seq = span.has_tcp_seq;
+    d->protocol = span.protocol;
+    PackedStrings<kTexts>& t = d->text;
+    t.Clear();
+    t.SetWith(kService, [&](std::string* out) { resolver_(span, out); });
+    const std::string& route = routes_cache_->Route(span.http.target);
+    t.Set(kProcess, span.process_name);
+    t.Set(kMethod, span.http.method);
+    t.Set(kRoute, route);
     // Redaction is deferred to Keep(), the only way out of this table: most
     // spans are dropped undecided-on, and redacting two heads and a target
     // was the largest part of a span's cost. A head is kept raw only when
     // it fits the snippet whole, so that redacting it later gives exactly
     // what redacting it now would (masking may lengthen or shorten it, and
     // the snippet is cut after masking); a longer one is redacted now.
-    s.target.assign(span.http.target);
-    n->raw_target = true;
-    routes_cache_.Normalize(span.http.target, &s.route);
-    s.status = span.http.status;
-    s.request_bytes = span.http.request_bytes;
-    s.response_bytes = span.http.response_bytes;
-    s.client = span.client;
-    s.server = span.server;
-    s.tcp_seq = span.request_tcp_seq;
-    s.has_tcp_seq = span.has_tcp_seq;
-    n->raw_request_head = CopyHead(span.request_head, &s.request_head);
-    n->raw_response_head = CopyHead(span.response_head, &s.response_head);
+    t.Set(kTarget, span.http.target);
+    d->raw_target = true;
     const PropagatedContext ctx = ExtractContext(span.request_head);
-    s.propagation = ctx.format;
-    s.header_trace_id = ctx.trace_id;
-    s.header_parent_id = ctx.parent_span_id;
-    s.request_id.assign(ctx.request_id);
-    n->correlation =
-        ctx.format == Propagation::kNone
-            ? 0
-            : absl::Hash<std::tuple<uint32_t, uint64_t, uint64_t>>()(
-                  std::make_tuple(s.tgid, s.header_trace_id.hi, s.header_trace_id.lo)) | 1;
-    n->route_key = absl::Hash<std::tuple<std::string_view, uint8_t, std::string_view,
-                                         std::string_view>>()(std::make_tuple(
-        std::string_view(s.service), static_cast<uint8_t>(s.side), std::string_view(s.method),
-        std::string_view(s.route)));
+    n->propagation = ctx.format;
+    d->header_trace_id = ctx.trace_id;
+    d->header_parent_id = ctx.parent_span_id;
+    t.Set(kRequestId, ctx.request_id);
+    n->correlation = ctx.format == Propagation::kNone
+                         ? 0
+                         : Mix(Mix(ctx.trace_id.hi ^ n->tgid) ^ ctx.trace_id.lo) | 1;
+    n->route_key = Mix(HashBytes(HashBytes(HashBytes(static_cast<uint8_t>(span.side),
+                                                     t.Get(kService)),
+                                           span.http.method),
+                                 route));
+    bool over_p99 = false;
+    if (options_.keep_slower_than_route_p99) {
+      over_p99 = latency_.Observe(n->route_key, n->duration_ns(), span.end_ns);
+    }
+    // Heads are most of a span's bytes and most spans' trees are dropped:
+    // they are copied only for a span that, as it arrives, would keep its
+    // tree on its own: an error, slow, slower than its route's p99 (as
+    // last worked out), or drawn by the ratio (from its propagated trace
+    // id, else from its own id, which is the draw its tree gets if it
+    // stays the root). A kept trace says how many spans came without.
+    d->heads = options_.payload_snippet_bytes > 0 &&
+               (n->status >= 500 ||
+                (options_.slow_threshold_ns > 0 &&
+                 n->duration_ns() >= options_.slow_threshold_ns) ||
+                over_p99 ||
+                Draw(ctx.format != Propagation::kNone ? ctx.trace_id : SpanDraw(d->span_id)) <
+                    options_.sample_ratio);
+    if (d->heads) {
+      d->raw_request_head = CopyHead(span.request_head, kRequestHead, &t);
+      d->raw_response_head = CopyHead(span.response_head, kResponseHead, &t);
+    } else {
+      d->raw_request_head = d->raw_response_head = false;
+    }
   }
+
+  // Uniform in [0, 1) from a trace id: nodes that see the same propagated
+  // trace id make the same choice.
+  static double Draw(const TraceId& id) {
+    return static_cast<double>(Mix(id.hi ^ Mix(id.lo)) >> 11) * 0x1.0p-53;
+  }
+  // What a tree without a propagated id draws: its root's (random) span id.
+  static TraceId SpanDraw(uint64_t span_id) { return TraceId{span_id, ~span_id}; }
 
   // A head into the table: raw (returns true) when it fits the snippet
   // whole, else redacted and cut now.
-  bool CopyHead(std::string_view head, std::string* out) const {
-    out->clear();
-    if (options_.payload_snippet_bytes == 0) return false;
+  bool CopyHead(std::string_view head, Text field, PackedStrings<kTexts>* t) const {
+    if (options_.payload_snippet_bytes == 0) {
+      t->Set(field, {});
+      return false;
+    }
     if (head.size() <= options_.payload_snippet_bytes) {
-      out->assign(head);
+      t->Set(field, head);
       return true;
     }
-    redactor_.RedactHead(head, options_.payload_snippet_bytes, out);
+    t->SetWith(field, [&](std::string* out) {
+      redactor_.RedactHead(head, options_.payload_snippet_bytes, out);
+    });
     return false;
   }
 
-  // What Fill left raw, redacted in place (a kept span, before it leaves).
-  void RedactKept(Node* n) {
-    TraceSpan& s = n->span;
-    if (n->raw_target) {
-      redact_scratch_.clear();
-      redactor_.RedactTarget(s.target, &redact_scratch_);
-      s.target.swap(redact_scratch_);
+  // A kept span as the ring holds it: its strings out of the table, what
+  // Fill left raw redacted on the way.
+  TraceSpan Export(int32_t idx) const {
+    const Node& n = nodes_[static_cast<size_t>(idx)];
+    const NodeDetail& d = details_[static_cast<size_t>(idx)];
+    const PackedStrings<kTexts>& t = d.text;
+    TraceSpan s;
+    s.span_id = d.span_id;
+    s.parent_id = n.parent == kNil ? 0 : details_[static_cast<size_t>(n.parent)].span_id;
+    s.link = n.link;
+    s.protocol = d.protocol;
+    s.side = n.side;
+    s.start_ns = n.start_ns;
+    s.end_ns = n.end_ns;
+    s.tgid = n.tgid;
+    s.tid = n.tid;
+    s.cgroup_id = d.cgroup_id;
+    s.service.assign(t.Get(kService));
+    s.process.assign(t.Get(kProcess));
+    s.method.assign(t.Get(kMethod));
+    if (d.raw_target) {
+      redactor_.RedactTarget(t.Get(kTarget), &s.target);
+    } else {
+      s.target.assign(t.Get(kTarget));
     }
-    if (n->raw_request_head) {
-      redact_scratch_.clear();
-      redactor_.RedactHead(s.request_head, options_.payload_snippet_bytes, &redact_scratch_);
-      s.request_head.swap(redact_scratch_);
-    }
-    if (n->raw_response_head) {
-      redact_scratch_.clear();
-      redactor_.RedactHead(s.response_head, options_.payload_snippet_bytes, &redact_scratch_);
-      s.response_head.swap(redact_scratch_);
-    }
-    n->raw_target = n->raw_request_head = n->raw_response_head = false;
+    s.route.assign(t.Get(kRoute));
+    s.status = n.status;
+    s.request_bytes = d.request_bytes;
+    s.response_bytes = d.response_bytes;
+    s.client = d.client;
+    s.server = d.server;
+    s.tcp_seq = d.tcp_seq;
+    s.has_tcp_seq = d.has_tcp_seq;
+    s.propagation = n.propagation;
+    s.header_trace_id = d.header_trace_id;
+    s.header_parent_id = d.header_parent_id;
+    s.request_id.assign(t.Get(kRequestId));
+    ExportHead(t.Get(kRequestHead), d.raw_request_head, &s.request_head);
+    ExportHead(t.Get(kResponseHead), d.raw_response_head, &s.response_head);
+    return s;
   }
 
-  static uint64_t SeqKey(const TraceSpan& s, Role side) {
-    return absl::Hash<std::tuple<Endpoint, Endpoint, uint32_t, uint8_t>>()(
-        std::make_tuple(s.client, s.server, s.tcp_seq, static_cast<uint8_t>(side)));
+  void ExportHead(std::string_view head, bool raw, std::string* out) const {
+    if (raw) {
+      redactor_.RedactHead(head, options_.payload_snippet_bytes, out);
+    } else {
+      out->assign(head);
+    }
   }
 
-  void LinkByTcpSeq(int32_t idx) {
-    Node& n = nodes_[static_cast<size_t>(idx)];
-    if (!n.span.has_tcp_seq) return;
-    const Role other = n.span.side == Role::kServer ? Role::kClient : Role::kServer;
-    auto it = seq_index_.find(SeqKey(n.span, other));
-    if (it != seq_index_.end()) {
-      const int32_t peer = it->second;
-      Node& p = nodes_[static_cast<size_t>(peer)];
-      if (p.span.client == n.span.client && p.span.server == n.span.server &&
-          p.span.tcp_seq == n.span.tcp_seq) {
-        seq_index_.erase(it);
-        p.seq_indexed = false;
-        if (n.span.side == Role::kServer) {
+  // Both halves of one request have the same base; the side tells them
+  // apart.
+  static uint64_t SeqBase(const Endpoint& client, const Endpoint& server, uint32_t seq) {
+    return HashEndpoint(HashEndpoint(seq, client), server);
+  }
+  static uint64_t SeqKey(uint64_t base, Role side) {
+    return Mix(base ^ (uint64_t{static_cast<uint8_t>(side)} << 56));
+  }
+
+  void LinkByTcpSeq(int32_t idx, uint64_t base) {
+    const Node& n = nodes_[static_cast<size_t>(idx)];
+    const NodeDetail& d = details_[static_cast<size_t>(idx)];
+    const Role other = n.side == Role::kServer ? Role::kClient : Role::kServer;
+    const int32_t peer = seq_index_.Find(SeqKey(base, other));
+    if (peer != SlotIndex::kNone) {
+      const NodeDetail& pd = details_[static_cast<size_t>(peer)];
+      if (pd.client == d.client && pd.server == d.server && pd.tcp_seq == d.tcp_seq) {
+        seq_index_.Remove(peer);
+        if (n.side == Role::kServer) {
           TryLink(idx, peer, Link::kTcpSeq);
         } else {
           TryLink(peer, idx, Link::kTcpSeq);
@@ -510,37 +672,37 @@ class TraceSampler::Impl {
         return;
       }
     }
-    n.seq_key = SeqKey(n.span, n.span.side);
-    seq_index_[n.seq_key] = idx;
-    n.seq_indexed = true;
+    // The newest span of a key is its entry: an older one with the same key
+    // (a repeated request start) is not matched any more.
+    const uint64_t key = SeqKey(base, n.side);
+    const int32_t older = seq_index_.Find(key);
+    if (older != SlotIndex::kNone) seq_index_.Remove(older);
+    seq_index_.Insert(idx, key);
   }
 
-  // The client spans waiting in list `which` under `key` that ran inside
-  // server span idx become its children.
-  void Adopt(int32_t idx, int which, uint64_t key, Link how) {
-    auto it = list_heads_[which].find(key);
-    if (it == list_heads_[which].end()) return;
-    const TraceSpan& server = nodes_[static_cast<size_t>(idx)].span;
-    const uint64_t correlation = nodes_[static_cast<size_t>(idx)].correlation;
-    int32_t c = it->second;
-    while (c != kNil) {
+  // The client spans waiting in list `which` under server span idx's key
+  // (its thread, or its propagated trace) that ran inside it become its
+  // children.
+  void Adopt(int32_t idx, int which, Link how) {
+    const Node& server = nodes_[static_cast<size_t>(idx)];
+    const uint64_t key =
+        which == kThreadList ? ThreadKey(server.tgid, server.tid) : server.correlation;
+    lists_[which].ForEach(key, [&](int32_t c) {
       Node& cn = nodes_[static_cast<size_t>(c)];
-      const int32_t next = cn.next[which];
       // Headers win: a different propagated trace is another request, even
       // on the same thread (event loops serve many at once).
-      const bool other_trace = how == Link::kThread && cn.correlation != 0 && correlation != 0 &&
-                               cn.correlation != correlation;
-      if (!other_trace && cn.span.start_ns >= server.start_ns && cn.span.end_ns <= server.end_ns) {
+      const bool other_trace = how == Link::kThread && cn.correlation != 0 &&
+                               server.correlation != 0 && cn.correlation != server.correlation;
+      if (!other_trace && cn.start_ns >= server.start_ns && cn.end_ns <= server.end_ns) {
         if (cn.parent == kNil) TryLink(c, idx, how);
-        ListRemove(c, kThreadList);
-        ListRemove(c, kCorrelationList);
-      } else if (which == kThreadList && cn.span.end_ns < server.start_ns) {
+        lists_[kThreadList].Remove(c);
+        lists_[kCorrelationList].Remove(c);
+      } else if (which == kThreadList && cn.end_ns < server.start_ns) {
         // Before this request began: later requests of the thread begin
         // later still, so nothing will adopt it by thread.
-        ListRemove(c, kThreadList);
+        lists_[kThreadList].Remove(c);
       }
-      c = next;
-    }
+    });
   }
 
   int32_t RootOf(int32_t idx) const {
@@ -561,52 +723,46 @@ class TraceSampler::Impl {
     c.parent = parent;
     c.next_sibling = p.first_child;
     p.first_child = child;
-    c.span.link = how;
+    c.link = how;
     r.tree_size += c.tree_size;
     r.activity_ns = std::max(r.activity_ns, c.activity_ns);
     Add(linked_[static_cast<size_t>(how)]);
   }
 
-  void ListPush(int32_t idx, int which, uint64_t key) {
-    Node& n = nodes_[static_cast<size_t>(idx)];
-    auto [it, inserted] = list_heads_[which].try_emplace(key, kNil);
-    n.prev[which] = kNil;
-    n.next[which] = it->second;
-    if (it->second != kNil) nodes_[static_cast<size_t>(it->second)].prev[which] = idx;
-    it->second = idx;
-    n.list_key[which] = key;
-    n.listed[which] = true;
-  }
-
-  void ListRemove(int32_t idx, int which) {
-    Node& n = nodes_[static_cast<size_t>(idx)];
-    if (!n.listed[which]) return;
-    if (n.prev[which] != kNil) {
-      nodes_[static_cast<size_t>(n.prev[which])].next[which] = n.next[which];
-    } else {
-      auto it = list_heads_[which].find(n.list_key[which]);
-      if (n.next[which] == kNil) {
-        list_heads_[which].erase(it);
-      } else {
-        it->second = n.next[which];
-      }
-    }
-    if (n.next[which] != kNil) nodes_[static_cast<size_t>(n.next[which])].prev[which] = n.prev[which];
-    n.prev[which] = n.next[which] = kNil;
-    n.listed[which] = false;
+  // The slot `ahead` places after the head of the due ring (ahead is at
+  // most its size): no division per span.
+  size_t DueIndex(size_t ahead) const {
+    const size_t i = due_head_ + ahead;
+    return i >= due_.size() ? i - due_.size() : i;
   }
 
   void PushDue(int32_t idx, uint64_t due_ns) {
-    // Every live root has exactly one entry, so nodes_.size() slots suffice.
-    due_[(due_head_ + due_size_) % due_.size()] =
-        Due{idx, nodes_[static_cast<size_t>(idx)].gen, due_ns};
+    // A table entry has at most one live due entry, so nodes_.size() slots
+    // hold them all (with room for this one); but the spans of a tree decided early (ForceOne) leave
+    // their entries behind until they reach the head, and those can fill
+    // the ring. Then they go: they are skipped when popped anyway.
+    if (due_size_ == due_.size()) DropStaleDue();
+    due_[DueIndex(due_size_)] = Due{idx, nodes_[static_cast<size_t>(idx)].gen, due_ns};
     ++due_size_;
+  }
+
+  // Keeps the live entries of the due ring, in order, from slot 0.
+  void DropStaleDue() {
+    size_t kept = 0;
+    for (size_t i = 0; i < due_size_; ++i) {
+      const Due d = due_[DueIndex(i)];
+      if (Live(d)) due_scratch_.push_back(d);
+    }
+    for (const Due& d : due_scratch_) due_[kept++] = d;
+    due_scratch_.clear();
+    due_head_ = 0;
+    due_size_ = kept;
   }
 
   bool PopDue(Due* d) {
     if (due_size_ == 0) return false;
     *d = due_[due_head_];
-    due_head_ = (due_head_ + 1) % due_.size();
+    due_head_ = DueIndex(1);
     --due_size_;
     return true;
   }
@@ -663,14 +819,14 @@ class TraceSampler::Impl {
       }
       std::sort(tree_.begin() + static_cast<ptrdiff_t>(first), tree_.end(),
                 [this](int32_t a, int32_t b) {
-                  return nodes_[static_cast<size_t>(a)].span.start_ns <
-                         nodes_[static_cast<size_t>(b)].span.start_ns;
+                  return nodes_[static_cast<size_t>(a)].start_ns <
+                         nodes_[static_cast<size_t>(b)].start_ns;
                 });
     }
     Add(assembled_);
-    const Node& r = nodes_[static_cast<size_t>(root)];
-    TraceId id = PickTraceId();
-    int reason = Decide(r, id);
+    bool propagated = false;
+    const TraceId id = PickTraceId(&propagated);
+    const int reason = Decide(root, id, propagated);
     if (reason < kReasons) {
       Add(sampled_[reason]);
       if (limiter_.Allow(now_ns_)) {
@@ -683,38 +839,42 @@ class TraceSampler::Impl {
     pending_.store(nodes_.size() - free_.size(), std::memory_order_relaxed);
   }
 
-  TraceId PickTraceId() {
-    // A trace header anywhere in the tree (nearest the root first), else a
-    // request id, else a new id.
+  // A trace header anywhere in the tree (nearest the root first), else a
+  // request id, else a new id (*propagated false).
+  TraceId PickTraceId(bool* propagated) {
+    *propagated = true;
     for (Propagation want : {Propagation::kW3c, Propagation::kRequestId}) {
       for (int32_t i : tree_) {
-        const TraceSpan& s = nodes_[static_cast<size_t>(i)].span;
-        if (s.propagation == Propagation::kNone) continue;
-        if ((want == Propagation::kRequestId) == (s.propagation == Propagation::kRequestId)) {
-          return s.header_trace_id;
+        const Propagation p = nodes_[static_cast<size_t>(i)].propagation;
+        if (p == Propagation::kNone) continue;
+        if ((want == Propagation::kRequestId) == (p == Propagation::kRequestId)) {
+          return details_[static_cast<size_t>(i)].header_trace_id;
         }
       }
     }
+    *propagated = false;
     return TraceId{NextId(), NextId()};
   }
 
-  int Decide(const Node& root, const TraceId& id) {
+  int Decide(int32_t root, const TraceId& id, bool propagated) {
     for (int32_t i : tree_) {
-      if (nodes_[static_cast<size_t>(i)].span.error()) return kError;
+      if (nodes_[static_cast<size_t>(i)].status >= 500) return kError;
     }
-    if (options_.slow_threshold_ns > 0 && root.span.duration_ns() >= options_.slow_threshold_ns) {
+    const Node& r = nodes_[static_cast<size_t>(root)];
+    if (options_.slow_threshold_ns > 0 && r.duration_ns() >= options_.slow_threshold_ns) {
       return kSlow;
     }
     if (options_.keep_slower_than_route_p99) {
       for (int32_t i : tree_) {
         const Node& n = nodes_[static_cast<size_t>(i)];
         const uint64_t p99 = latency_.P99(n.route_key);
-        if (p99 > 0 && n.span.duration_ns() > p99) return kRouteP99;
+        if (p99 > 0 && n.duration_ns() > p99) return kRouteP99;
       }
     }
-    // Uniform in [0, 1) from the trace id: nodes that see the same
-    // propagated trace id make the same choice.
-    const double u = static_cast<double>(Mix(id.hi ^ Mix(id.lo)) >> 11) * 0x1.0p-53;
+    // Nodes that see the same propagated trace id make the same choice; a
+    // tree without one draws from its root's span id (a random number).
+    const double u =
+        Draw(propagated ? id : SpanDraw(details_[static_cast<size_t>(root)].span_id));
     if (u < options_.sample_ratio) return kRatio;
     return kReasons;
   }
@@ -726,16 +886,7 @@ class TraceSampler::Impl {
     t.keep_reason = kReasonNames[reason];
     Warnings(root, &t.warnings);
     t.spans.reserve(tree_.size());
-    for (int32_t i : tree_) {
-      Node& n = nodes_[static_cast<size_t>(i)];
-      RedactKept(&n);
-      TraceSpan s = std::move(n.span);
-      s.parent_id =
-          n.parent == kNil ? 0 : nodes_[static_cast<size_t>(n.parent)].span.span_id;
-      // The parent's span_id is read after its move: ids are not strings,
-      // a moved-from TraceSpan keeps them.
-      t.spans.push_back(std::move(s));
-    }
+    for (int32_t i : tree_) t.spans.push_back(Export(i));
     const std::string hex = id.Hex();
     for (const TraceSpan& s : t.spans) RecordExemplar(s, hex);
     ring_.Insert(std::move(t));
@@ -763,19 +914,20 @@ class TraceSampler::Impl {
 
   void Warnings(int32_t root, std::vector<std::string>* out) const {
     const Node& r = nodes_[static_cast<size_t>(root)];
-    const TraceSpan& s = r.span;
-    if (s.side == Role::kClient) {
+    const NodeDetail& d = details_[static_cast<size_t>(root)];
+    if (r.side == Role::kClient) {
       out->push_back(absl::StrCat(
-          "root is a client span: no server request of ", s.service, " thread ", s.tid,
+          "root is a client span: no server request of ", std::string(d.text.Get(kService)),
+          " thread ", r.tid,
           " was observed around it. Either the caller is a client program, or the request "
           "it serves is handled on another thread (thread pool, async runtime, queue), "
           "which thread linking cannot follow; then the server side is a separate trace."));
-    } else if (s.header_parent_id != 0) {
-      out->push_back(absl::StrCat("parent span ", SpanIdHex(s.header_parent_id), " (from the ",
-                                  std::string(PropagationName(s.propagation)),
+    } else if (d.header_parent_id != 0) {
+      out->push_back(absl::StrCat("parent span ", SpanIdHex(d.header_parent_id), " (from the ",
+                                  std::string(PropagationName(r.propagation)),
                                   " header) was not observed on this node"));
     } else {
-      out->push_back(absl::StrCat("the caller ", Trace::EndpointString(s.client),
+      out->push_back(absl::StrCat("the caller ", Trace::EndpointString(d.client),
                                   " was not observed on this node (another node, an untraced "
                                   "process, or a request sent before redmap started)"));
     }
@@ -788,17 +940,24 @@ class TraceSampler::Impl {
       out->push_back(absl::StrCat("more than ", kMaxSpansPerTrace,
                                   " spans: later ones were left to other traces"));
     }
+    if (options_.payload_snippet_bytes > 0) {
+      size_t without = 0;
+      for (int32_t i : tree_) without += details_[static_cast<size_t>(i)].heads ? 0 : 1;
+      if (without > 0) {
+        out->push_back(absl::StrCat(
+            "no request/response heads for ", without, " of its ", tree_.size(),
+            " spans: heads are copied only for spans that would keep their tree on their "
+            "own as they arrive (error, slow, over their route's p99, or drawn by "
+            "traces.sample_ratio)"));
+      }
+    }
   }
 
   void Free(int32_t idx) {
     Node& n = nodes_[static_cast<size_t>(idx)];
-    if (n.seq_indexed) {
-      auto it = seq_index_.find(n.seq_key);
-      if (it != seq_index_.end() && it->second == idx) seq_index_.erase(it);
-      n.seq_indexed = false;
-    }
-    ListRemove(idx, kThreadList);
-    ListRemove(idx, kCorrelationList);
+    seq_index_.Remove(idx);
+    lists_[kThreadList].Remove(idx);
+    lists_[kCorrelationList].Remove(idx);
     n.used = false;
     ++n.gen;
     free_.push_back(idx);
@@ -806,19 +965,24 @@ class TraceSampler::Impl {
 
   const TraceOptions options_;
   TraceServiceNameResolver resolver_;
+  const std::shared_ptr<RouteCache> routes_cache_;  // source thread only
   const Redactor redactor_;
   TraceRing ring_;
   ExemplarStore exemplars_;
   RateLimiter limiter_;
   RouteLatency latency_;
-  RouteCache routes_cache_;
 
   // Source thread only.
   std::vector<Node> nodes_;
+  std::vector<NodeDetail> details_;  // by node index
   std::vector<int32_t> free_;
-  absl::flat_hash_map<uint64_t, int32_t> seq_index_;
-  std::array<absl::flat_hash_map<uint64_t, int32_t>, 2> list_heads_;
+  // Spans by (endpoints, stream position, side), waiting for their other
+  // half; client spans by thread and by propagated trace, waiting for the
+  // server span they were made for.
+  SlotIndex seq_index_;
+  std::array<SlotIndex, 2> lists_;
   std::vector<Due> due_;
+  std::vector<Due> due_scratch_;  // DropStaleDue only
   size_t due_head_ = 0;
   size_t due_size_ = 0;
   uint64_t now_ns_ = 0;
@@ -826,7 +990,6 @@ class TraceSampler::Impl {
   uint64_t rng_ = 0;
   std::vector<int32_t> tree_;
   std::vector<std::string> labels_;
-  std::string redact_scratch_;
 
   // Read by Collect.
   std::atomic<uint64_t> assembled_{0};
@@ -838,8 +1001,9 @@ class TraceSampler::Impl {
   std::atomic<size_t> routes_{0};
 };
 
-TraceSampler::TraceSampler(const TraceOptions& options, TraceServiceNameResolver resolver)
-    : impl_(std::make_unique<Impl>(options, std::move(resolver))) {}
+TraceSampler::TraceSampler(const TraceOptions& options, TraceServiceNameResolver resolver,
+                           std::shared_ptr<RouteCache> routes)
+    : impl_(std::make_unique<Impl>(options, std::move(resolver), std::move(routes))) {}
 TraceSampler::~TraceSampler() = default;
 void TraceSampler::OnSpan(const Span& span) { impl_->OnSpan(span); }
 void TraceSampler::Tick(uint64_t now_ns) { impl_->Tick(now_ns); }

@@ -2,7 +2,8 @@
 //
 // Every span is copied into a bounded pending table (its target and heads
 // redacted on the way into the ring, when its tree is kept: see Fill in
-// trace_sampler.cc) and linked to the spans it belongs with:
+// trace_sampler.cc; the linking fields apart from the strings, see Node)
+// and linked to the spans it belongs with:
 //   - tcp_seq: a client span and a server span with the same connection
 //     endpoints and the same stream position of the request's first byte are
 //     the two halves of one request (write_seq at the sender = copied_seq at
@@ -37,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregators/red/route_cache.h"
 #include "aggregators/span/span.h"
 #include "aggregators/traces/exemplar_store.h"
 #include "aggregators/traces/trace_ring.h"
@@ -71,11 +73,19 @@ struct TraceOptions {
   uint64_t random_seed = 0;  // 0: from the system
 };
 
-using TraceServiceNameResolver = std::function<std::string(const Span&)>;
+// Appends the service_name of the process that observed the span to *out
+// (RED's service_name label; an append into the assembly table's buffer,
+// no string per span).
+using TraceServiceNameResolver = std::function<void(const Span&, std::string* out)>;
 
 class TraceSampler : public SpanSink, public prometheus::Collectable {
  public:
-  TraceSampler(const TraceOptions& options, TraceServiceNameResolver resolver);
+  // routes: http_route of each span, shared with the RED aggregator (the
+  // pipeline builds one from red.route_patterns for both, so trace routes
+  // and exemplar labels are the RED series' routes); null: a cache of its
+  // own without patterns (NormalizeRoute()).
+  TraceSampler(const TraceOptions& options, TraceServiceNameResolver resolver,
+               std::shared_ptr<RouteCache> routes = nullptr);
   ~TraceSampler() override;
 
   void OnSpan(const Span& span) override;

@@ -243,6 +243,38 @@ TEST(PipelineTest, TargetInfo) {
   EXPECT_EQ(LocalHostName(), host);
 }
 
+// RED and traces share one route per span: with red.route_patterns, a kept
+// trace's route and its exemplar's labels are the RED series' route, not
+// the heuristics' (NormalizeRoute would say /static/css/site.css).
+TEST(PipelineTest, TracesUseTheRedRoute) {
+  PipelineOptions o = Options();
+  auto patterns = RoutePatterns::Create({"/static/**"});
+  ASSERT_THAT(patterns, IsOk());
+  o.red.route_patterns = *patterns;
+  o.traces.sample_ratio = 1;
+  auto p = Pipeline::Create(o);
+  ASSERT_THAT(p, IsOk());
+  uint32_t in = 1, out = 1;
+  uint64_t now = 1'000'000;
+  Exchange(p->get(), 4, &in, &out, &now,
+           "GET /static/css/site.css?v=3 HTTP/1.1\r\nHost: h\r\n\r\n",
+           Fixture("http1/nginx_200.resp"));
+  (*p)->Flush();
+  std::string text = RenderExposition((*p)->Collectables());
+  EXPECT_THAT(text, HasSubstr("http_route=\"/static/**\"} 1"));
+  traces::TraceSampler* sampler = (*p)->trace_sampler();
+  ASSERT_NE(sampler, nullptr);
+  auto kept = sampler->ring().Snapshot();
+  ASSERT_EQ(kept.size(), 1u);
+  ASSERT_EQ(kept[0]->spans.size(), 1u);
+  EXPECT_EQ(kept[0]->spans[0].route, "/static/**");
+  EXPECT_EQ(kept[0]->spans[0].target, "/static/css/site.css?v=3");
+  auto ex = sampler->exemplars().Lookup("http_server_request_duration_seconds",
+                                        {"unknown_service", "GET", "200", "/static/**"});
+  ASSERT_EQ(ex.size(), o.red.buckets.size() + 1);
+  EXPECT_EQ(ex[0].trace_id, kept[0]->id.Hex());  // 0.6 ms: the first bucket
+}
+
 TEST(PipelineTest, RejectsUnusableOptions) {
   PipelineOptions o = Options();
   o.red.buckets = {};

@@ -94,6 +94,52 @@ TEST(ExtractContextTest, TraceparentWinsWhateverTheOrder) {
   EXPECT_EQ(c.request_id, "r1");
 }
 
+// Fields are looked at only on lines whose first two bytes could start a
+// propagation header: every header must still be found whatever its case,
+// place (last and cut line included) or folding, and heads without one
+// give nothing.
+TEST(ExtractContextTest, FoundWhateverTheCaseOrPlace) {
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::string filler = "Host: h\r\nUser-Agent: curl/8\r\nAccept: */*\r\n";
+  for (const std::string& name : {"traceparent", "TRACEPARENT", "TraceParent"}) {
+    EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\n" + filler + name + ": " + tp + "\r\n\r\n").format,
+              Propagation::kW3c)
+        << name;
+    // The last line, cut before its line end.
+    EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\n" + filler + name + ": " + tp).format,
+              Propagation::kW3c)
+        << name;
+  }
+  // Folded onto a continuation line.
+  EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\n" + filler + "traceparent:\r\n " + tp + "\r\n\r\n")
+                .format,
+            Propagation::kW3c);
+  EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\nSW8: 1-" + std::string("NGJmOTJmMzU3N2IzNGRhNmEzY2U5MjlkMGUwZTQ3MzY=") +
+                           "-YWJj-3-c2Vydg==-aW5zdA==-L2E=-aDo4MA==\r\n\r\n")
+                .format,
+            Propagation::kSkyWalking);
+  EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\nUBER-TRACE-ID: 4bf92f3577b34da6:00f067aa0ba902b7:0:1\r\n\r\n")
+                .format,
+            Propagation::kJaeger);
+  EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\nB3: 4bf92f3577b34da6-00f067aa0ba902b7-1\r\n\r\n").format,
+            Propagation::kB3);
+  const auto multi = ExtractContext(
+      "GET / HTTP/1.1\r\nX-B3-TraceId: 4bf92f3577b34da6\r\nX-B3-SpanId: 00f067aa0ba902b7\r\n\r\n");
+  EXPECT_EQ(multi.format, Propagation::kB3);
+  EXPECT_EQ(multi.parent_span_id, 0x00f067aa0ba902b7u);
+  EXPECT_EQ(ExtractContext("GET / HTTP/1.1\r\nX-REQUEST-ID: r1\r\n\r\n").request_id, "r1");
+  // None of them (names that share a first letter included).
+  for (const std::string& head :
+       {"GET / HTTP/1.1\r\n" + filler + "\r\n",
+        std::string("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Forwarded-For: 1.2.3.4\r\n"
+                    "Sec-Fetch-Mode: cors\r\nUpgrade: h2c\r\nB: x\r\n\r\n"),
+        std::string("GET /traceparent HTTP/1.1\r\n\r\n"), std::string("\n"), std::string()}) {
+    const PropagatedContext c = ExtractContext(head);
+    EXPECT_EQ(c.format, Propagation::kNone) << head;
+    EXPECT_TRUE(c.request_id.empty()) << head;
+  }
+}
+
 TEST(ExtractContextTest, TruncatedAndGarbageHeads) {
   EXPECT_EQ(ExtractContext("").format, Propagation::kNone);
   EXPECT_EQ(ExtractContext("GET / HTTP/1.1").format, Propagation::kNone);

@@ -70,7 +70,7 @@ TraceOptions Options() {
 }
 
 TraceSampler Sampler(const TraceOptions& o = Options()) {
-  return TraceSampler(o, [](const Span& s) { return std::string(s.process_name); });
+  return TraceSampler(o, [](const Span& s, std::string* out) { out->append(s.process_name); });
 }
 
 const TraceSpan* Find(const Trace& t, const std::string& service, Role side) {
@@ -98,7 +98,8 @@ double Value(const TraceSampler& s, const std::string& name,
 }
 
 TEST(TraceSamplerTest, ThreeTierChainAssembles) {
-  TraceSampler s(Options(), [](const Span& sp) { return std::string(sp.process_name); });
+  TraceSampler s(Options(),
+                 [](const Span& sp, std::string* out) { out->append(sp.process_name); });
   const std::string tp =
       "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n";
   // Arrival order is completion order: innermost first.
@@ -203,6 +204,53 @@ TEST(TraceSamplerTest, TailSamplingRules) {
                       {"/boom", "error"}, {"/big", "slow"}, {"/route", "route_p99"}}));
 }
 
+// The route's p99 follows its distribution up and down (it is kept up to
+// date per observation, not scanned per decision). Buckets are 10 us x
+// 1.25^i: 1 ms is under the 1.08 ms edge, 3 ms under 3.31 ms, 4.5 and 5 ms
+// both under 5.17 ms.
+TEST(TraceSamplerTest, RouteP99FollowsTheDistribution) {
+  TraceOptions o = Options();
+  o.sample_ratio = 0;
+  auto s = Sampler(o);
+  uint16_t port = 20000;
+  uint64_t t = 1000;
+  auto phase = [&](int count, uint64_t dur_us) {
+    for (int i = 0; i < count; ++i) {
+      Span span;
+      span.protocol = Protocol::kHttp1;
+      span.side = Role::kServer;
+      span.start_ns = t * kMs;
+      span.end_ns = span.start_ns + dur_us * 1000;
+      span.conn.tgid = 2;
+      span.tid = 5;
+      span.process_name = "svc";
+      span.client.port = port++;
+      span.server.port = 80;
+      span.http.method = "GET";
+      span.http.target = "/r";
+      span.http.status = 200;
+      s.OnSpan(span);
+      t += dur_us / 1000 + 1;
+    }
+    t += 200;
+    s.Tick(t * kMs);  // decides everything so far
+  };
+  auto kept = [&] { return Value(s, "redmap_traces_sampled_total", {{"reason", "route_p99"}}); };
+  phase(150, 1000);
+  EXPECT_EQ(kept(), 0);
+  phase(1, 3000);  // p99 in the 1 ms bucket
+  EXPECT_EQ(kept(), 1);
+  phase(100, 5000);  // p99 moves up to the 5 ms bucket
+  EXPECT_EQ(kept(), 1);
+  phase(1, 4500);  // same bucket as 5 ms: not slower than the p99
+  EXPECT_EQ(kept(), 1);
+  phase(10000, 1000);  // p99 moves down to the 3 ms bucket
+  EXPECT_EQ(kept(), 1);
+  phase(1, 4500);  // now over it
+  EXPECT_EQ(kept(), 2);
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 10253);
+}
+
 TEST(TraceSamplerTest, RateLimitAppliesToEveryReason) {
   TraceOptions o = Options();
   o.max_traces_per_second = 2;
@@ -231,6 +279,37 @@ TEST(TraceSamplerTest, PendingTableIsBoundedAndCountsForcedDecisions) {
     for (const auto& w : t->warnings) warned = warned || w.find("max_pending_spans") != std::string::npos;
   }
   EXPECT_TRUE(warned);
+}
+
+// A tree decided early leaves its other spans' entries in the due ring
+// until they reach its head. A client span (the root) arriving before its
+// server half, on a full table, makes the ring hold more entries than the
+// table has slots: the stale ones must go, not wrap over live ones (or
+// past the ring). Every tree is still decided whole.
+TEST(TraceSamplerTest, DueRingSurvivesStaleEntriesOfForcedTrees) {
+  TraceOptions o = Options();
+  o.max_pending_spans = 4;
+  o.max_traces_per_second = 1e6;
+  auto s = Sampler(o);
+  constexpr int kTrees = 500;
+  for (int i = 0; i < kTrees; ++i) {
+    const uint64_t at = 10u + 10u * static_cast<uint64_t>(i);
+    const uint16_t port = static_cast<uint16_t>(30000 + i);
+    const uint32_t seq = 1000u + static_cast<uint32_t>(i);
+    Feed(&s, {Role::kClient, 5, 5, at, at + 5, port, 80, seq, "/t" + std::to_string(i)});
+    Feed(&s, {Role::kServer, 2, 7, at + 1, at + 4, port, 80, seq, "/t" + std::to_string(i)});
+    ASSERT_LE(s.pending_spans(), 4u);
+  }
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), kTrees);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_linked_total", {{"link", "tcp_seq"}}), kTrees);
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), static_cast<size_t>(kTrees));
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 2u);
+    EXPECT_EQ(t->spans[0].side, Role::kClient);
+    EXPECT_EQ(t->spans[1].parent_id, t->spans[0].span_id);
+  }
 }
 
 TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {
@@ -285,6 +364,47 @@ TEST(TraceSamplerTest, KeptSnippetsAreRedactedWhetherTheHeadFitsTheSnippetOrNot)
   }
 }
 
+// Heads are copied only for spans that would keep their tree on their own
+// as they arrive; the other spans of a kept tree come without, and the
+// trace says how many.
+TEST(TraceSamplerTest, HeadsAreCopiedOnlyForSpansThatWouldKeepTheirTree) {
+  TraceOptions o = Options();
+  o.sample_ratio = 0;
+  o.slow_threshold_ns = 500 * kMs;
+  auto s = Sampler(o);
+  // nginx serves /x (200, fast) and calls upstream from the same thread,
+  // which answers 503: the tree is kept for the error.
+  Feed(&s, {Role::kClient, 10, 10, 11, 12, 41000, 8000, 300, "/up", 503}, "nginx");
+  Feed(&s, {Role::kServer, 10, 10, 10, 19, 40000, 80, 100, "/x", 200}, "nginx");
+  // A slow request on its own.
+  Feed(&s, {Role::kServer, 20, 20, 100, 700, 40001, 81, 100, "/slow", 200}, "app");
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), 2u);
+  for (const auto& t : all) {
+    if (t->keep_reason == "error") {
+      ASSERT_EQ(t->spans.size(), 2u);
+      EXPECT_EQ(t->spans[0].target, "/x");
+      EXPECT_EQ(t->spans[0].request_head, "");
+      EXPECT_EQ(t->spans[0].response_head, "");
+      EXPECT_EQ(t->spans[1].target, "/up");
+      EXPECT_EQ(t->spans[1].link, Link::kThread);
+      EXPECT_EQ(t->spans[1].request_head.rfind("GET /up HTTP/1.1\r\n", 0), 0u);
+      EXPECT_EQ(t->spans[1].response_head.rfind("HTTP/1.1 503", 0), 0u);
+      bool warned = false;
+      for (const auto& w : t->warnings) {
+        warned = warned || w.find("no request/response heads for 1 of its 2 spans") == 0;
+      }
+      EXPECT_TRUE(warned);
+    } else {
+      EXPECT_EQ(t->keep_reason, "slow");
+      ASSERT_EQ(t->spans.size(), 1u);
+      EXPECT_EQ(t->spans[0].request_head.rfind("GET /slow HTTP/1.1\r\n", 0), 0u);
+      for (const auto& w : t->warnings) EXPECT_EQ(w.find("no request/response heads"), std::string::npos);
+    }
+  }
+}
+
 // Routes go through a cache keyed by path; what it returns must be what
 // NormalizeRoute says for the whole target, hit or miss.
 TEST(TraceSamplerTest, RoutesMatchNormalizeRouteThroughTheCache) {
@@ -303,6 +423,92 @@ TEST(TraceSamplerTest, RoutesMatchNormalizeRouteThroughTheCache) {
     ASSERT_EQ(t->spans.size(), 1u);
     EXPECT_EQ(t->spans[0].route, NormalizeRoute(t->spans[0].target)) << t->spans[0].target;
   }
+}
+
+// The assembly table keeps a span's strings packed in a buffer that each
+// new span of that slot reuses: spans of every length, through a table of
+// three, must come out exactly as they went in (no bytes of the slot's
+// previous span, no field cut or shifted).
+TEST(TraceSamplerTest, KeptSpansComeOutAsTheyWentInThroughReusedTableSlots) {
+  TraceOptions o = Options();
+  o.max_pending_spans = 3;
+  o.payload_snippet_bytes = 4096;
+  auto s = Sampler(o);
+  struct Want {
+    std::string service, target, request_head, response_head, request_id;
+    uint64_t cgroup_id, request_bytes, response_bytes;
+    uint16_t client_port;
+    uint32_t seq;
+  };
+  std::map<std::string, Want> want;  // by request id
+  for (int i = 0; i < 40; ++i) {
+    Want w;
+    w.service = (i % 3 == 0 ? std::string(40 + i, 's') : "svc") + std::to_string(i);
+    w.target = "/t" + std::to_string(i) + "/" + std::string(static_cast<size_t>(i * 37 % 300), 'p');
+    w.request_id = "rid-" + std::to_string(i) + std::string(static_cast<size_t>(i % 5) * 20, 'r');
+    w.request_head = "GET " + w.target + " HTTP/1.1\r\nHost: h\r\nX-Request-ID: " + w.request_id +
+                     "\r\nX-Pad: " + std::string(static_cast<size_t>(i * 53 % 700), 'q') +
+                     "\r\n\r\n";
+    w.response_head = "HTTP/1.1 200 OK\r\nX-Len: " + std::string(static_cast<size_t>(i % 4) * 90, 'z') +
+                      "\r\n\r\n";
+    w.cgroup_id = 1000u + static_cast<uint64_t>(i);
+    w.request_bytes = 10u * static_cast<uint64_t>(i);
+    w.response_bytes = 7u * static_cast<uint64_t>(i);
+    w.client_port = static_cast<uint16_t>(30000 + i);
+    w.seq = 77u * static_cast<uint32_t>(i);
+    Span span;
+    span.protocol = Protocol::kHttp1;
+    span.side = Role::kServer;
+    span.start_ns = (10 + static_cast<uint64_t>(i)) * kMs;
+    span.end_ns = span.start_ns + kMs;
+    span.conn.tgid = 2;
+    span.tid = 5;
+    span.cgroup_id = w.cgroup_id;
+    span.process_name = w.service;
+    span.client.addr = IpAddress::V4(0x0100007f);
+    span.client.port = w.client_port;
+    span.server.addr = IpAddress::V4(0x0100007f);
+    span.server.port = 80;
+    span.request_tcp_seq = w.seq;
+    span.has_tcp_seq = true;
+    span.http.method = i % 2 == 0 ? "GET" : "DELETE";
+    span.http.target = w.target;
+    span.http.status = 200;
+    span.http.request_bytes = w.request_bytes;
+    span.http.response_bytes = w.response_bytes;
+    span.request_head = w.request_head;
+    span.response_head = w.response_head;
+    s.OnSpan(span);
+    EXPECT_LE(s.pending_spans(), 3u);
+    want[w.request_id] = w;
+  }
+  s.Flush();
+  auto all = s.ring().Snapshot();
+  ASSERT_EQ(all.size(), 40u);
+  for (const auto& t : all) {
+    ASSERT_EQ(t->spans.size(), 1u);
+    const TraceSpan& sp = t->spans[0];
+    auto it = want.find(sp.request_id);
+    ASSERT_NE(it, want.end()) << sp.request_id;
+    const Want& w = it->second;
+    EXPECT_EQ(t->id, TraceId::FromKey(w.request_id));
+    EXPECT_EQ(sp.service, w.service);
+    EXPECT_EQ(sp.process, w.service);
+    EXPECT_EQ(sp.method, w.cgroup_id % 2 == 0 ? "GET" : "DELETE");
+    EXPECT_EQ(sp.target, w.target);
+    EXPECT_EQ(sp.route, NormalizeRoute(w.target));
+    EXPECT_EQ(sp.request_head, w.request_head);
+    EXPECT_EQ(sp.response_head, w.response_head);
+    EXPECT_EQ(sp.cgroup_id, w.cgroup_id);
+    EXPECT_EQ(sp.request_bytes, w.request_bytes);
+    EXPECT_EQ(sp.response_bytes, w.response_bytes);
+    EXPECT_EQ(sp.client.port, w.client_port);
+    EXPECT_EQ(sp.tcp_seq, w.seq);
+    EXPECT_EQ(sp.propagation, Propagation::kRequestId);
+    EXPECT_NE(sp.span_id, 0u);
+    EXPECT_EQ(sp.parent_id, 0u);
+  }
+  EXPECT_EQ(Value(s, "redmap_trace_pending_forced_total"), 37);
 }
 
 TEST(TraceSamplerTest, ExemplarsPointAtKeptTraces) {

@@ -139,7 +139,7 @@ async function showTrace(id) {
   const sub = el("div", "muted", when(t.start_unix_us) + " \u2014 " + ms(t.duration_us) + ", " +
                  t.span_count + " spans, kept: " + t.keep_reason);
   d.replaceChildren(head, sub);
-  for (const w of t.warnings) d.append(el("div", "warn", "partial: " + w));
+  for (const w of t.warnings) d.append(el("div", "warn", "warning: " + w));
   const wf = el("div", "wf");
   const depth = depthOf(t.spans);
   const total = Math.max(t.duration_us, 1);

@@ -65,7 +65,8 @@ struct Trace {
   // is Unix time, as in a capture).
   int64_t unix_offset_ns = 0;
   std::string keep_reason;  // "error", "slow", "route_p99", "ratio"
-  std::vector<std::string> warnings;  // why the trace may be partial
+  std::vector<std::string> warnings;  // why the trace may be partial, or lacks heads
+  bool partial = false;  // a warning says spans may be missing (not just heads)
   std::vector<TraceSpan> spans;  // spans[0] is the root; parents precede children
   uint64_t sequence = 0;  // insertion order in the ring
 

@@ -118,7 +118,7 @@ json TraceSummaryJson(const Trace& t) {
               {"span_count", t.spans.size()},
               {"error", t.error()},
               {"keep_reason", t.keep_reason},
-              {"partial", !t.warnings.empty()},
+              {"partial", t.partial},
               {"warnings", t.warnings},
               {"services", services},
               {"root",

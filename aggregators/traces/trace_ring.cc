@@ -27,6 +27,7 @@ TraceRing::InsertResult TraceRing::Insert(Trace trace) {
         trace.warnings.push_back(w);
       }
     }
+    trace.partial = trace.partial || previous->partial;
     if (trace.keep_reason.empty()) trace.keep_reason = previous->keep_reason;
     result = InsertResult::kMerged;
   }

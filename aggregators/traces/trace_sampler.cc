@@ -884,7 +884,7 @@ class TraceSampler::Impl {
     t.id = id;
     t.unix_offset_ns = options_.unix_offset_ns;
     t.keep_reason = kReasonNames[reason];
-    Warnings(root, &t.warnings);
+    Warnings(root, &t.warnings, t.partial);
     t.spans.reserve(tree_.size());
     for (int32_t i : tree_) t.spans.push_back(Export(i));
     const std::string hex = id.Hex();
@@ -912,7 +912,9 @@ class TraceSampler::Impl {
                       unix_seconds);
   }
 
-  void Warnings(int32_t root, std::vector<std::string>* out) const {
+  // Sets `partial` when spans may be missing; missing heads alone are only
+  // a warning: the tree itself is complete.
+  void Warnings(int32_t root, std::vector<std::string>* out, bool& partial) const {
     const Node& r = nodes_[static_cast<size_t>(root)];
     const NodeDetail& d = details_[static_cast<size_t>(root)];
     if (r.side == Role::kClient) {
@@ -940,6 +942,7 @@ class TraceSampler::Impl {
       out->push_back(absl::StrCat("more than ", kMaxSpansPerTrace,
                                   " spans: later ones were left to other traces"));
     }
+    partial = !out->empty();
     if (options_.payload_snippet_bytes > 0) {
       size_t without = 0;
       for (int32_t i : tree_) without += details_[static_cast<size_t>(i)].heads ? 0 : 1;

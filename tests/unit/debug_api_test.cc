@@ -68,12 +68,15 @@ class DebugApiTest : public ::testing::Test {
     a.spans.push_back(MakeSpan(0x22, 0x11, Role::kClient, "nginx", 1100, 300, 500));
     a.spans.push_back(MakeSpan(0x33, 0x22, Role::kServer, "app", 1150, 200, 500));
     a.warnings.push_back("the caller 127.0.0.1:40000 was not observed on this node");
+    a.partial = true;
     ring_.Insert(std::move(a));
     Trace b;
     b.id = TraceId{0, 0xbeef};
     b.unix_offset_ns = 1'700'000'000'000'000'000;
     b.keep_reason = "ratio";
     b.spans.push_back(MakeSpan(0x44, 0, Role::kServer, "app", 5000, 20, 200));
+    // Missing heads are worth a warning, but the tree is whole: not partial.
+    b.warnings.push_back("no request/response heads for 1 of its 1 spans");
     ring_.Insert(std::move(b));
   }
 
@@ -92,6 +95,8 @@ TEST_F(DebugApiTest, ListAndFilters) {
   json all = Get("/debug/traces");
   ASSERT_EQ(all["count"], 2);
   EXPECT_EQ(all["traces"][0]["trace_id"], "0000000000000000000000000000beef");  // newest first
+  EXPECT_EQ(all["traces"][0]["partial"], false);
+  EXPECT_EQ(all["traces"][0]["warnings"].size(), 1u);
   json t = all["traces"][1];
   EXPECT_EQ(t["trace_id"], "0af7651916cd43dd8448eb211c80319c");
   EXPECT_EQ(t["span_count"], 3);

@@ -141,6 +141,7 @@ TEST(TraceSamplerTest, ThreeTierChainAssembles) {
   EXPECT_EQ(t->keep_reason, "ratio");
   ASSERT_EQ(t->warnings.size(), 1u);
   EXPECT_NE(t->warnings[0].find("root is a client span"), std::string::npos);
+  EXPECT_TRUE(t->partial);
   // The stray call is a trace of its own.
   EXPECT_EQ(s.ring().stats().traces, 2u);
   EXPECT_EQ(Value(s, "redmap_trace_spans_linked_total", {{"link", "tcp_seq"}}), 3);

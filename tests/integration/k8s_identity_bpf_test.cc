@@ -1,7 +1,8 @@
 // Kubernetes identities end to end: the real exporter (real BPF) on a "node"
 // with fake pods laid out as kubelet + containerd lay them out (netns + the
 // kubepods.slice cgroup, pod_util.h), real servers inside them (nginx in the
-// backend pod, curl in the frontend pod), and the Kubernetes API played by
+// backend pod, curl and redis-cli in the frontend pod, redis-server in a
+// StatefulSet pod that appears through the watch), and the Kubernetes API played by
 // tests/fixtures/k8s/fake_apiserver.py (list + chunked watch streams in the
 // API's JSON shapes) reached through a kubeconfig. Every figure asserted is
 // exact and comes from /metrics: the frontend -> backend edge at workload
@@ -386,6 +387,68 @@ TEST_F(K8sIdentityTest, EdgesRedAndCardinalityNameWorkloads) {
   TempDir lint_dir;
   auto lint = RunShell("promtool check metrics < " + lint_dir.Write("metrics.txt", e.text()));
   EXPECT_EQ(lint.exit_code, 0) << lint.output;
+}
+
+// A protocol redmap does not parse still has TCP edges named by identity:
+// redis-server in a StatefulSet's pod that appears through the watch, five
+// redis-cli connections from the frontend pod.
+TEST_F(K8sIdentityTest, RedisStatefulSetPodHasNamedTcpEdges) {
+  constexpr char kCacheUid[] = "9c8b7a6f-5e4d-4c3b-8a29-1f0e9d8c7b6a";
+  auto cache = FakePod::Create(net_.get(), {.name = "kca", .uid = kCacheUid,
+                                            .container_id = std::string(64, 'd'),
+                                            .host_octet = 40});
+  ASSERT_NE(cache, nullptr);
+  api_->Put("pods", PodJson("shop", "cache-0", kCacheUid, "node-a", cache->ip(),
+                            {{"app", "cache"}}, Owner("StatefulSet", "cache")));
+  ASSERT_TRUE(WaitUntil([&] {
+    return exporter_.Scrape().Sum("redmap_kubernetes_objects", {{"resource", "pods"}}) == 4;
+  }, 20));
+  auto redis = cache->Start({"redis-server", "--bind", cache->ip(), "--port", "6379",
+                             "--save", "", "--appendonly", "no", "--protected-mode", "no"});
+  ASSERT_NE(redis, nullptr);
+  ASSERT_TRUE(WaitUntil([&] {
+    return frontend_->Run(absl::StrCat("redis-cli -h ", cache->ip(), " PING")).output.find(
+               "PONG") != std::string::npos;
+  }, 10));
+  const Labels client_end = {{"side", "client"},
+                             {"client", "frontend"},
+                             {"server", "cache"},
+                             {"server_port", "6379"},
+                             {"client_service_namespace", "shop"},
+                             {"server_service_namespace", "shop"},
+                             {"k8s_namespace_name", "shop"},
+                             {"k8s_owner_name", "frontend"},
+                             {"k8s_node_name", "node-a"}};
+  const Labels server_end = {{"side", "server"},
+                             {"client", "frontend"},
+                             {"server", "cache"},
+                             {"server_port", "6379"},
+                             {"client_service_namespace", "shop"},
+                             {"server_service_namespace", "shop"},
+                             {"k8s_namespace_name", "shop"},
+                             {"k8s_owner_name", "cache"},
+                             {"k8s_node_name", "node-a"}};
+  constexpr char kConnects[] = "redmap_tcp_connect_duration_seconds_count";
+  constexpr char kRtt[] = "redmap_tcp_rtt_seconds_count";
+  // The pod is new, so are its edges: one PING (the readiness probe above;
+  // refused connects before redis listened are failures, not connects) and
+  // five SETs, each on its own connection.
+  for (int i = 0; i < 5; ++i) {
+    auto r = frontend_->Run(absl::StrCat("redis-cli -h ", cache->ip(), " SET k", i, " v"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  Exposition e = ScrapeWhen([&](const Exposition& x) {
+    return x.Sum(kConnects, client_end) >= 6 && x.Sum(kRtt, server_end) >= 6;
+  });
+  EXPECT_EQ(e.Sum(kConnects, client_end), 6) << e.text();
+  // The server's end: one RTT per closed connection, named from its pod.
+  EXPECT_EQ(e.Sum(kRtt, server_end), 6) << e.text();
+  EXPECT_GT(e.Sum("redmap_tcp_received_bytes_total", server_end), 0);
+  // No HTTP: no RED or service-graph series for the cache.
+  EXPECT_EQ(e.Count(kEdges, {{"server", "cache"}}), 0);
+  EXPECT_EQ(e.Count(absl::StrCat(kServer, "_count"), {{"service_name", "cache"}}), 0);
+  EXPECT_EQ(e.Count(kConnects, {{"server", cache->ip()}}), 0);
+  EXPECT_EQ(e.Count(kConnects, {{"client", "redis-cli"}}), 0);
 }
 
 TEST_F(K8sIdentityTest, WatchSurvives410AndDropsAndDeletedPodsExpire) {

@@ -287,7 +287,11 @@ class TraceSampler::Impl {
         details_(nodes_.size()),
         seq_index_(nodes_.size()),
         lists_{SlotIndex(nodes_.size()), SlotIndex(nodes_.size())},
-        due_(nodes_.size()) {
+        // Twice the table: a compaction (DropStaleDue) then frees at least
+        // a table's worth of slots, so it runs at most once per
+        // nodes_.size() pushes (with one slot to spare it ran on every push
+        // of a saturated table: O(table) per span).
+        due_(2 * nodes_.size()) {
     free_.reserve(nodes_.size());
     for (size_t i = nodes_.size(); i > 0; --i) free_.push_back(static_cast<int32_t>(i - 1));
     rng_ = o.random_seed != 0 ? o.random_seed
@@ -474,6 +478,7 @@ class TraceSampler::Impl {
   TraceRing& ring() { return ring_; }
   ExemplarStore& exemplars() { return exemplars_; }
   size_t pending() const { return pending_.load(std::memory_order_relaxed); }
+  uint64_t due_compactions() const { return due_compactions_; }
 
  private:
   static double Load(const std::atomic<uint64_t>& a) {
@@ -738,10 +743,13 @@ class TraceSampler::Impl {
 
   void PushDue(int32_t idx, uint64_t due_ns) {
     // A table entry has at most one live due entry, so nodes_.size() slots
-    // hold them all (with room for this one); but the spans of a tree decided early (ForceOne) leave
-    // their entries behind until they reach the head, and those can fill
-    // the ring. Then they go: they are skipped when popped anyway.
-    if (due_size_ == due_.size()) DropStaleDue();
+    // hold the live ones; but the spans of a tree decided early (ForceOne)
+    // leave their entries behind until they reach the head, and those can
+    // fill the ring. Then they go: they are skipped when popped anyway.
+    if (due_size_ == due_.size()) {
+      DropStaleDue();
+      ++due_compactions_;
+    }
     due_[DueIndex(due_size_)] = Due{idx, nodes_[static_cast<size_t>(idx)].gen, due_ns};
     ++due_size_;
   }
@@ -986,6 +994,7 @@ class TraceSampler::Impl {
   std::array<SlotIndex, 2> lists_;
   std::vector<Due> due_;
   std::vector<Due> due_scratch_;  // DropStaleDue only
+  uint64_t due_compactions_ = 0;
   size_t due_head_ = 0;
   size_t due_size_ = 0;
   uint64_t now_ns_ = 0;
@@ -1015,5 +1024,6 @@ std::vector<prometheus::MetricFamily> TraceSampler::Collect() const { return imp
 TraceRing& TraceSampler::ring() { return impl_->ring(); }
 ExemplarStore& TraceSampler::exemplars() { return impl_->exemplars(); }
 size_t TraceSampler::pending_spans() const { return impl_->pending(); }
+uint64_t TraceSampler::due_compactions() const { return impl_->due_compactions(); }
 
 }  // namespace redmap::traces

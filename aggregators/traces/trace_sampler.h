@@ -98,6 +98,8 @@ class TraceSampler : public SpanSink, public prometheus::Collectable {
   TraceRing& ring();
   ExemplarStore& exemplars();
   size_t pending_spans() const;
+  // Times the due ring was compacted (its stale entries dropped); for tests.
+  uint64_t due_compactions() const;
 
  private:
   class Impl;

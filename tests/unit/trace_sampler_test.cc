@@ -313,6 +313,31 @@ TEST(TraceSamplerTest, DueRingSurvivesStaleEntriesOfForcedTrees) {
   }
 }
 
+// The same on a saturated table, at volume: compacting the due ring walks
+// all of it, so it must stay rare (amortized O(1) per span), never once per
+// span. Counted, not timed.
+TEST(TraceSamplerTest, DueRingCompactionsAreRareOnASaturatedTable) {
+  TraceOptions o = Options();
+  o.max_pending_spans = 64;
+  o.max_traces_per_second = 1e6;
+  auto s = Sampler(o);
+  constexpr int kTrees = 20000;
+  for (int i = 0; i < kTrees; ++i) {
+    const uint64_t at = 10u + static_cast<uint64_t>(i) / 1000;  // ms: within the wait
+    const uint16_t port = static_cast<uint16_t>(1024 + i % 60000);
+    const uint32_t seq = 1000u + static_cast<uint32_t>(i);
+    // A load generator's request and the server's span of it, linked by
+    // TCP seq, in the order they complete: the server's first.
+    Feed(&s, {Role::kServer, 2, 7, at + 1, at + 4, port, 80, seq, "/t"});
+    Feed(&s, {Role::kClient, 5, 5, at, at + 5, port, 80, seq, "/t"});
+  }
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), kTrees);
+  EXPECT_GT(Value(s, "redmap_trace_pending_forced_total"), kTrees / 2)
+      << "the table was not saturated: the test tests nothing";
+  EXPECT_LE(s.due_compactions(), 2u * kTrees / o.max_pending_spans + 2);
+}
+
 TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {
   TraceOptions o = Options();
   o.redact_headers = {"X-Secret"};

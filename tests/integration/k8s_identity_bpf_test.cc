@@ -2,7 +2,8 @@
 // with fake pods laid out as kubelet + containerd lay them out (netns + the
 // kubepods.slice cgroup, pod_util.h), real servers inside them (nginx in the
 // backend pod, curl and redis-cli in the frontend pod, redis-server in a
-// StatefulSet pod that appears through the watch), and the Kubernetes API played by
+// StatefulSet's pod and a python HTTP server in a Deployment's pod, both
+// appearing through the watch), and the Kubernetes API played by
 // tests/fixtures/k8s/fake_apiserver.py (list + chunked watch streams in the
 // API's JSON shapes) reached through a kubeconfig. Every figure asserted is
 // exact and comes from /metrics: the frontend -> backend edge at workload
@@ -449,6 +450,57 @@ TEST_F(K8sIdentityTest, RedisStatefulSetPodHasNamedTcpEdges) {
   EXPECT_EQ(e.Count(absl::StrCat(kServer, "_count"), {{"service_name", "cache"}}), 0);
   EXPECT_EQ(e.Count(kConnects, {{"server", cache->ip()}}), 0);
   EXPECT_EQ(e.Count(kConnects, {{"client", "redis-cli"}}), 0);
+}
+
+// A python HTTP server in a Deployment's pod added through the watch: its
+// RED series and the service-graph edge from the frontend carry its
+// workload, with exact counts.
+TEST_F(K8sIdentityTest, PythonServerPodIsNamedByItsDeployment) {
+  constexpr char kApiUid[] = "2d3e4f50-6172-4839-a4b5-c6d7e8f90a1b";
+  auto pod = FakePod::Create(net_.get(), {.name = "kap", .uid = kApiUid,
+                                          .container_id = std::string(64, 'e'),
+                                          .host_octet = 50});
+  ASSERT_NE(pod, nullptr);
+  api_->Put("replicasets", OwnerJson("shop", "api-6c7d8", Owner("Deployment", "api")));
+  api_->Put("pods", PodJson("shop", "api-6c7d8-w9v8u", kApiUid, "node-a", pod->ip(),
+                            {{"app", "api"}}, Owner("ReplicaSet", "api-6c7d8")));
+  ASSERT_TRUE(WaitUntil([&] {
+    return exporter_.Scrape().Sum("redmap_kubernetes_objects", {{"resource", "pods"}}) == 4;
+  }, 20));
+  TempDir www;
+  www.Write("status", "ok");
+  // socketserver's TCPServer, not http.server's HTTPServer: that one looks
+  // its own name up in DNS at start, and a pod has no resolver here.
+  auto server = pod->Start(
+      {"python3", "-c",
+       absl::StrCat("import functools, http.server, socketserver\n"
+                    "h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='",
+                    www.path(), "')\n"
+                    "socketserver.TCPServer(('", pod->ip(), "', 8000), h).serve_forever()\n")});
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(testing::WaitForPort(pod->ip(), 8000, std::chrono::seconds(10)));
+  // 6 found, 2 not found, each on its own connection (HTTP/1.0 server).
+  auto r = frontend_->Run(absl::StrCat("curl -s -o /dev/null 'http://", pod->ip(),
+                                       ":8000/status?n=[1-6]'"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = frontend_->Run(absl::StrCat("curl -s -o /dev/null 'http://", pod->ip(),
+                                  ":8000/missing/[1-2]'"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Labels edge = {{"client", "frontend"}, {"server", "api"},
+                       {"client_service_namespace", "shop"},
+                       {"server_service_namespace", "shop"}};
+  const Labels red = {{"service_name", "api"}, {"service_namespace", "shop"},
+                      {"k8s_namespace_name", "shop"}, {"k8s_deployment_name", "api"},
+                      {"k8s_node_name", "node-a"}};
+  Exposition e = ScrapeWhen([&](const Exposition& x) { return x.Sum(kEdges, edge) >= 8; });
+  EXPECT_EQ(e.Sum(kEdges, edge), 8) << e.text();
+  EXPECT_EQ(e.Sum(kFailed, edge), 0);  // 404s are not failures
+  Labels ok = red, missing = red;
+  ok.emplace("http_response_status_code", "200");
+  missing.emplace("http_response_status_code", "404");
+  EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"), ok), 6) << e.text();
+  EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"), missing), 2);
+  EXPECT_EQ(e.Count(absl::StrCat(kServer, "_count"), {{"service_name", "python3"}}), 0);
 }
 
 TEST_F(K8sIdentityTest, WatchSurvives410AndDropsAndDeletedPodsExpire) {

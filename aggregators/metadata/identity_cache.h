@@ -90,6 +90,7 @@ class IdentityCache {
   bool enabled() const { return resolver_ != nullptr; }
   size_t local_entries() const;
   size_t remote_entries() const;
+  size_t max_entries() const { return opt_.max_entries; }  // per table
   uint64_t misses() const;  // resolutions (cache misses and refreshes)
 
   static constexpr uint64_t kRefreshNs = 1'000'000'000;   // after a store change

@@ -127,7 +127,20 @@ std::vector<MetricFamily> IdentityMetrics::Collect() const {
     Add(&entries, static_cast<double>(cgroups_->cached()), {{"table", "cgroup_paths"}});
   }
   if (dns_ != nullptr) Add(&entries, static_cast<double>(dns_->size()), {{"table", "dns"}});
+  MetricFamily limits = Family("redmap_identity_cache_entries_limit",
+                               "Bound of each identity cache (the config key named in "
+                               "redmap_identity_cache_entries' help).",
+                               MetricType::Gauge);
+  if (cache_ != nullptr) {
+    Add(&limits, static_cast<double>(cache_->max_entries()), {{"table", "local"}});
+    Add(&limits, static_cast<double>(cache_->max_entries()), {{"table", "remote"}});
+  }
+  if (cgroups_ != nullptr) {
+    Add(&limits, static_cast<double>(cgroups_->max_cached()), {{"table", "cgroup_paths"}});
+  }
+  if (dns_ != nullptr) Add(&limits, static_cast<double>(dns_->max_entries()), {{"table", "dns"}});
   if (!entries.metric.empty()) out.push_back(std::move(entries));
+  if (!limits.metric.empty()) out.push_back(std::move(limits));
   if (resolver_ != nullptr) {
     MetricFamily lookups = Family("redmap_identity_lookups_total",
                                   "Identity resolutions (identity cache misses), by the source "

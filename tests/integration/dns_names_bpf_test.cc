@@ -163,6 +163,9 @@ TEST_F(DnsNamesTest, RemoteEndpointIsNamedByTheAnswerThePodGot) {
   EXPECT_EQ(Answers(e, "parsed") - Answers(before, "parsed"), 2) << "bridge + veth";
   EXPECT_EQ(e.Sum("redmap_dns_addresses_total") - before.Sum("redmap_dns_addresses_total"), 2);
   EXPECT_GE(e.Sum("redmap_identity_cache_entries", {{"table", "dns"}}), 1);
+  // Its bound is exported beside it (identity.dns_cache_entries, default).
+  EXPECT_EQ(e.Sum("redmap_identity_cache_entries_limit", {{"table", "dns"}}), 10000);
+  EXPECT_EQ(e.Sum("redmap_identity_cache_entries_limit", {{"table", "local"}}), 65536);
 
   // Then the pod talks to the address: every request and connection is
   // named by the name it asked for.

@@ -58,6 +58,7 @@ class CgroupResolver {
 
   const std::string& cgroup_root() const { return root_; }
   size_t cached() const;  // entries in the id cache
+  size_t max_cached() const { return opt_.max_entries; }
   uint64_t walks() const;  // tree walks so far
 
  private:

@@ -34,27 +34,60 @@ constexpr int kCorrelationList = 1;
 
 // Per-route latency in two rotating 60 s windows of 64 log-spaced buckets
 // (10 us x 1.25^i: 10 us .. ~16 s), for "slower than the route's p99".
+// Windows live in a vector found by route key once per span (Observe); the
+// span keeps the window's place (Ref), so deciding its tree later reads the
+// p99 without a second lookup.
 class RouteLatency {
  public:
   static constexpr size_t kBuckets = 64;
   static constexpr uint64_t kWindowNs = 60ull * 1000 * 1000 * 1000;
 
+  // A route's window: valid while the window's generation matches (an
+  // expired route's slot is reused by another route).
+  struct Ref {
+    uint32_t slot = UINT32_MAX;
+    uint32_t gen = 0;
+  };
+
   RouteLatency() {
     double edge = 10000;  // ns
     for (size_t i = 0; i < kBuckets; ++i, edge *= 1.25) edges_[i] = static_cast<uint64_t>(edge);
     edges_[kBuckets - 1] = UINT64_MAX;
+    // first_[k]: the first bucket whose upper edge reaches 2^k, where the
+    // search for a duration of bit width k+1 starts (about three buckets
+    // per power of two, so a few steps instead of a binary search).
+    size_t i = 0;
+    for (size_t k = 0; k < 64; ++k) {
+      while (edges_[i] < (uint64_t{1} << k)) ++i;
+      first_[k] = static_cast<uint8_t>(i);
+    }
   }
 
   // Counts one observation. Returns whether it is slower than the route's
-  // p99 with it counted (what P99() says now).
-  bool Observe(uint64_t key, uint64_t duration_ns, uint64_t now_ns) {
-    auto it = routes_.find(key);
-    if (it == routes_.end()) {
-      if (routes_.size() >= kMaxLatencyRoutes) return false;
-      it = routes_.emplace(key, Window{}).first;
-      it->second.start_ns = now_ns;
+  // p99 with it counted (what P99() says now); *ref is where the route's
+  // window is (unchanged when the table is full).
+  bool Observe(uint64_t key, uint64_t duration_ns, uint64_t now_ns, Ref* ref) {
+    auto it = index_.find(key);
+    if (it == index_.end()) {
+      if (index_.size() >= kMaxLatencyRoutes) return false;
+      uint32_t slot;
+      if (!free_.empty()) {
+        slot = free_.back();
+        free_.pop_back();
+      } else {
+        slot = static_cast<uint32_t>(windows_.size());
+        windows_.emplace_back();
+      }
+      Window& fresh = windows_[slot];
+      const uint32_t gen = fresh.gen;
+      fresh = Window{};
+      fresh.gen = gen;
+      fresh.start_ns = now_ns;
+      it = index_.emplace(key, slot).first;
     }
-    Window& w = it->second;
+    const uint32_t slot = it->second;
+    Window& w = windows_[slot];
+    *ref = Ref{slot, w.gen};
     if (now_ns >= w.start_ns + kWindowNs) {
       // One window old: it becomes the previous one; older: forget it.
       if (now_ns < w.start_ns + 2 * kWindowNs) {
@@ -70,10 +103,7 @@ class RouteLatency {
       w.p99_bucket = 0;
       w.below = 0;
     }
-    const size_t b = std::min(
-        static_cast<size_t>(std::lower_bound(edges_.begin(), edges_.end(), duration_ns) -
-                            edges_.begin()),
-        kBuckets - 1);
+    const size_t b = Bucket(duration_ns);
     ++w.current[b];
     ++w.current_n;
     if (b < w.p99_bucket) ++w.below;
@@ -86,21 +116,25 @@ class RouteLatency {
     return p99 > 0 && duration_ns > p99;
   }
 
-  // The upper edge of the bucket holding the 99th percentile; 0 when the
-  // route has too few observations to say.
-  uint64_t P99(uint64_t key) const {
-    auto it = routes_.find(key);
-    if (it == routes_.end()) return 0;
-    return P99(it->second);
+  // The upper edge of the bucket holding the 99th percentile of the route
+  // at ref; 0 when it has too few observations to say, or is gone.
+  uint64_t P99(Ref ref) const {
+    if (ref.slot >= windows_.size()) return 0;
+    const Window& w = windows_[ref.slot];
+    return w.gen == ref.gen ? P99(w) : 0;
   }
 
   void Expire(uint64_t now_ns) {
-    absl::erase_if(routes_, [now_ns](const auto& kv) {
-      return now_ns >= kv.second.start_ns + 2 * kWindowNs;
+    absl::erase_if(index_, [&](const auto& kv) {
+      Window& w = windows_[kv.second];
+      if (now_ns < w.start_ns + 2 * kWindowNs) return false;
+      ++w.gen;
+      free_.push_back(kv.second);
+      return true;
     });
   }
 
-  size_t size() const { return routes_.size(); }
+  size_t size() const { return index_.size(); }
 
  private:
   struct Window {
@@ -113,7 +147,16 @@ class RouteLatency {
     // buckets below it, kept up to date by Observe (no scan per lookup).
     size_t p99_bucket = 0;
     uint64_t below = 0;
+    uint32_t gen = 0;
   };
+
+  // The first bucket whose upper edge is >= duration_ns.
+  size_t Bucket(uint64_t duration_ns) const {
+    if (duration_ns == 0) return 0;
+    size_t i = first_[63 - static_cast<size_t>(__builtin_clzll(duration_ns))];
+    while (edges_[i] < duration_ns) ++i;  // ends: the last edge is UINT64_MAX
+    return i;
+  }
 
   static uint64_t Count(const Window& w, size_t i) { return w.current[i] + w.previous[i]; }
   static uint64_t Rank(const Window& w) {
@@ -127,7 +170,10 @@ class RouteLatency {
   }
 
   std::array<uint64_t, kBuckets> edges_{};
-  absl::flat_hash_map<uint64_t, Window> routes_;
+  std::array<uint8_t, 64> first_{};
+  absl::flat_hash_map<uint64_t, uint32_t> index_;  // route key -> slot in windows_
+  std::vector<Window> windows_;                     // at most kMaxLatencyRoutes
+  std::vector<uint32_t> free_;                      // slots of expired routes
 };
 
 // Token bucket on the spans' clock; burst = one second's worth (at least 1).
@@ -178,7 +224,7 @@ struct Node {
   uint64_t start_ns = 0;
   uint64_t end_ns = 0;
   uint64_t activity_ns = 0;  // at roots: the newest end in the tree
-  uint64_t route_key = 0;
+  RouteLatency::Ref route;  // its route's latency window (p99 rule)
   uint64_t correlation = 0;  // hash of (tgid, propagated trace id); 0: none
 
   uint64_t duration_ns() const { return end_ns > start_ns ? end_ns - start_ns : 0; }
@@ -354,6 +400,10 @@ class TraceSampler::Impl {
     }
     if (due_size_ > kBucketDistance) {
       const int32_t idx = due_[DueIndex(kBucketDistance)].node;
+      // Its strings' block, found through the entry fetched above.
+      const char* text = details_[static_cast<size_t>(idx)].text.data();
+      __builtin_prefetch(text, 1);
+      __builtin_prefetch(text + 64, 1);
       seq_index_.PrefetchSlotBucket(idx);
       for (const SlotIndex& l : lists_) l.PrefetchSlotBucket(idx);
     }
@@ -547,13 +597,14 @@ class TraceSampler::Impl {
     n->correlation = ctx.format == Propagation::kNone
                          ? 0
                          : Mix(Mix(ctx.trace_id.hi ^ n->tgid) ^ ctx.trace_id.lo) | 1;
-    n->route_key = Mix(HashBytes(HashBytes(HashBytes(static_cast<uint8_t>(span.side),
+    const uint64_t route_key = Mix(HashBytes(HashBytes(HashBytes(static_cast<uint8_t>(span.side),
                                                      t.Get(kService)),
                                            span.http.method),
                                  route));
     bool over_p99 = false;
+    n->route = RouteLatency::Ref{};
     if (options_.keep_slower_than_route_p99) {
-      over_p99 = latency_.Observe(n->route_key, n->duration_ns(), span.end_ns);
+      over_p99 = latency_.Observe(route_key, n->duration_ns(), span.end_ns, &n->route);
     }
     // Heads are most of a span's bytes and most spans' trees are dropped:
     // they are copied only for a span that, as it arrives, would keep its
@@ -875,7 +926,7 @@ class TraceSampler::Impl {
     if (options_.keep_slower_than_route_p99) {
       for (int32_t i : tree_) {
         const Node& n = nodes_[static_cast<size_t>(i)];
-        const uint64_t p99 = latency_.P99(n.route_key);
+        const uint64_t p99 = latency_.P99(n.route);
         if (p99 > 0 && n.duration_ns() > p99) return kRouteP99;
       }
     }

@@ -252,6 +252,53 @@ TEST(TraceSamplerTest, RouteP99FollowsTheDistribution) {
   EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 10253);
 }
 
+// A duration equal to a bucket's upper edge is in that bucket, one ns more
+// is in the next: checked at edges across the range (the bucket search
+// starts from the duration's power of two).
+TEST(TraceSamplerTest, RouteP99BucketEdgesAreInclusive) {
+  TraceOptions o = Options();
+  o.sample_ratio = 0;
+  auto s = Sampler(o);
+  uint16_t port = 20000;
+  uint64_t t_ns = 1000 * kMs;
+  auto feed = [&](const std::string& route, uint64_t dur_ns) {
+    Span span;
+    span.protocol = Protocol::kHttp1;
+    span.side = Role::kServer;
+    span.start_ns = t_ns;
+    span.end_ns = t_ns + dur_ns;
+    span.conn.tgid = 2;
+    span.tid = 5;
+    span.process_name = "svc";
+    span.client.port = port++;
+    span.server.port = 80;
+    span.http.method = "GET";
+    span.http.target = route;
+    span.http.status = 200;
+    s.OnSpan(span);
+    t_ns = span.end_ns + kMs;
+  };
+  auto decide = [&] {
+    t_ns += 2000 * kMs;
+    s.Tick(t_ns);
+  };
+  auto kept = [&] { return Value(s, "redmap_traces_sampled_total", {{"reason", "route_p99"}}); };
+  double edge = 10000;
+  int expected = 0;
+  for (int i = 0; i < 40; ++i, edge *= 1.25) {
+    if (i % 3 != 0) continue;
+    const uint64_t e = static_cast<uint64_t>(edge);
+    const std::string route = "/edge" + std::to_string(i);
+    for (int k = 0; k < 200; ++k) feed(route, e);
+    feed(route, e);  // in the p99 bucket: not slower than its edge
+    decide();
+    EXPECT_EQ(kept(), expected) << "edge " << i << " (" << e << " ns)";
+    feed(route, e + 1);  // the next bucket
+    decide();
+    EXPECT_EQ(kept(), ++expected) << "edge " << i << " (" << e << " ns) + 1";
+  }
+}
+
 TEST(TraceSamplerTest, RateLimitAppliesToEveryReason) {
   TraceOptions o = Options();
   o.max_traces_per_second = 2;

@@ -5,8 +5,9 @@
 // sys_exit program got ~30% cheaper with two rings than with one). A thread
 // that migrates between CPUs then has consecutive events in different rings,
 // and the pipeline needs them in order (a response must not overtake its
-// request). Records are collected from every ring, sorted by their kernel
-// timestamp, and delivered in that order; records newer than a cutoff are
+// request). Records are collected from every ring, put in the order of their
+// kernel timestamps (merged: each ring's records come in order, so a round
+// is a few ordered runs), and delivered in that order; records newer than a cutoff are
 // held back for the next round, because an event from just before the read
 // may still be in flight in a ring that was read first.
 #ifndef REDMAP_AGGREGATORS_SOURCES_RECORD_MERGER_H_
@@ -39,6 +40,8 @@ class RecordMerger {
   size_t buffered_bytes() const { return arena_.size(); }
 
  private:
+  static constexpr size_t kMaxMergedRuns = 16;
+
   struct Entry {
     uint64_t ts;
     uint64_t seq;  // arrival order: ties and untimed records stay stable
@@ -50,6 +53,10 @@ class RecordMerger {
   std::vector<Entry> index_;
   std::vector<uint8_t> next_arena_;  // reused between rounds
   std::vector<Entry> next_index_;
+  std::vector<size_t> run_starts_;  // where index_'s time-ordered runs begin, after the first
+  std::vector<Entry> merged_;       // Order's scratch, reused
+
+  void Order();
   uint64_t seq_ = 0;
 };
 

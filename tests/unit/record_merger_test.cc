@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "bpf/socket_trace.h"
@@ -115,6 +117,38 @@ TEST(RecordMergerTest, OverTheByteBoundEverythingGoesAtOnce) {
   Order sink;
   m.Deliver(/*cutoff_ns=*/0, &sink);  // would hold everything back
   EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 200, 300}));
+}
+
+// Rounds of a few ordered runs (merged) and of many short ones (sorted),
+// with timestamps repeated across runs: always (timestamp, arrival) order.
+TEST(RecordMergerTest, RunsAndDisorderComeOutInTimestampThenArrivalOrder) {
+  for (int runs : {1, 2, 3, 16, 17, 200}) {
+    RecordMerger m;
+    std::vector<std::pair<uint64_t, uint32_t>> expected;  // (ts, arrival)
+    uint32_t arrival = 0;
+    uint64_t x = 12345;
+    for (int r = 0; r < runs; ++r) {
+      uint64_t ts = 0;
+      for (int k = 0; k < 1000 / runs + 1; ++k) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        ts += (x >> 60) % 3;  // steps of 0, 1 or 2: equal timestamps within and across runs
+        auto d = Data(ts);
+        d.byte_count = arrival;  // delivered as DataEvent::byte_count
+        m.Add(&d, sizeof(d));
+        expected.emplace_back(ts, arrival++);
+      }
+    }
+    std::stable_sort(expected.begin(), expected.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    struct Seen : EventSink {
+      void OnData(const DataEvent& e) override { got.emplace_back(e.exit_ns, e.byte_count); }
+      void OnClose(const CloseEvent&) override {}
+      void OnTcp(const TcpEvent&) override {}
+      std::vector<std::pair<uint64_t, uint32_t>> got;
+    } sink;
+    EXPECT_EQ(m.Deliver(std::numeric_limits<uint64_t>::max(), &sink), 0u);
+    EXPECT_EQ(sink.got, expected) << runs << " runs";
+  }
 }
 
 }  // namespace

@@ -140,6 +140,27 @@ TEST(ExtractContextTest, FoundWhateverTheCaseOrPlace) {
   }
 }
 
+// The header's line may start anywhere relative to the 16-byte blocks the
+// pre-scan reads, and its name may be cut after one or two bytes.
+TEST(ExtractContextTest, FoundAtEveryOffset) {
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  for (size_t pad = 0; pad < 40; ++pad) {
+    const std::string start = "GET /" + std::string(pad, 'a') + " HTTP/1.1\r\n";
+    EXPECT_EQ(ExtractContext(start + "traceparent: " + tp + "\r\n\r\n").format, Propagation::kW3c)
+        << pad;
+    EXPECT_EQ(ExtractContext(start + "Host: h\r\nX-Request-ID: r" + std::to_string(pad) + "\r\n")
+                  .request_id,
+              "r" + std::to_string(pad))
+        << pad;
+    // Cut inside the name: nothing to find, nothing read past the end.
+    for (const std::string cut : {"t", "tr", "x-"}) {
+      const std::string head = start + cut;
+      EXPECT_EQ(ExtractContext(std::string_view(head)).format, Propagation::kNone) << pad;
+    }
+    EXPECT_EQ(ExtractContext(start + "Accept: */*\r\n\r\n").format, Propagation::kNone) << pad;
+  }
+}
+
 TEST(ExtractContextTest, TruncatedAndGarbageHeads) {
   EXPECT_EQ(ExtractContext("").format, Propagation::kNone);
   EXPECT_EQ(ExtractContext("GET / HTTP/1.1").format, Propagation::kNone);

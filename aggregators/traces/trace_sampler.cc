@@ -387,10 +387,13 @@ class TraceSampler::Impl {
   void PrefetchAhead() {
     constexpr size_t kNodeDistance = 8;
     constexpr size_t kBucketDistance = 4;
+    constexpr size_t kDueDistance = 32;  // the due ring itself, two lines past what is read
+    if (due_size_ > kDueDistance) __builtin_prefetch(&due_[DueIndex(kDueDistance)]);
     if (due_size_ > kNodeDistance) {
       const size_t i =
           static_cast<size_t>(due_[DueIndex(kNodeDistance)].node);
       __builtin_prefetch(&nodes_[i], 1);
+      __builtin_prefetch(reinterpret_cast<const char*>(&nodes_[i]) + sizeof(Node) - 1, 1);
       __builtin_prefetch(&details_[i], 1);
       __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 64, 1);
       __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 128, 1);
@@ -406,6 +409,17 @@ class TraceSampler::Impl {
       __builtin_prefetch(text + 64, 1);
       seq_index_.PrefetchSlotBucket(idx);
       for (const SlotIndex& l : lists_) l.PrefetchSlotBucket(idx);
+      // A child's entry decides its root's tree (a server span under the
+      // client span of the same request): the parent's entry and links are
+      // read and freed with it.
+      const int32_t parent = nodes_[static_cast<size_t>(idx)].parent;
+      if (parent != kNil) {
+        __builtin_prefetch(&nodes_[static_cast<size_t>(parent)], 1);
+        __builtin_prefetch(
+            reinterpret_cast<const char*>(&nodes_[static_cast<size_t>(parent)]) + sizeof(Node) - 1, 1);
+        seq_index_.PrefetchSlot(parent);
+        for (const SlotIndex& l : lists_) l.PrefetchSlot(parent);
+      }
     }
   }
 

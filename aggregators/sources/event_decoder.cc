@@ -18,17 +18,18 @@ static_assert(sizeof(redmap_tcp_event) == 120, "redmap_tcp_event layout changed"
 static_assert(offsetof(redmap_tcp_event, cgroup_id) == 112);
 static_assert(offsetof(redmap_tcp_event, local_addr) == 64);
 
-Endpoint MakeEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port) {
-  Endpoint e;
-  e.port = port;
+// Fills *e in place: building an IpAddress by value out of line and copying
+// it in made a 16-byte load of narrower stores just made (a stalled store
+// forward), twice per record, visible in the exporter's profile.
+void FillEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port, Endpoint* e) {
+  e->port = port;
   if (family == REDMAP_AF_INET) {
-    uint32_t v4;
-    std::memcpy(&v4, addr, 4);
-    e.addr = IpAddress::V4(v4);
+    e->addr.family = 4;
+    std::memcpy(e->addr.bytes.data(), addr, 4);
+    std::memset(e->addr.bytes.data() + 4, 0, 12);
   } else {
-    e.addr = IpAddress::V6(addr).Canonical();
+    e->addr = IpAddress::V6(addr).Canonical();
   }
-  return e;
 }
 
 }  // namespace
@@ -89,8 +90,8 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.byte_count = h.byte_count;
     ev.tcp_seq = h.tcp_seq;
     ev.has_tcp_seq = true;
-    ev.local = MakeEndpoint(h.family, h.local_addr, h.local_port);
-    ev.remote = MakeEndpoint(h.family, h.remote_addr, h.remote_port);
+    FillEndpoint(h.family, h.local_addr, h.local_port, &ev.local);
+    FillEndpoint(h.family, h.remote_addr, h.remote_port, &ev.remote);
     ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
     ev.payload = std::string_view(reinterpret_cast<const char*>(bytes + sizeof(h)), h.captured_len);
     sink->OnData(ev);
@@ -133,8 +134,8 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.role = h.role == REDMAP_ROLE_CLIENT   ? Role::kClient
               : h.role == REDMAP_ROLE_SERVER ? Role::kServer
                                              : Role::kUnknown;
-    ev.local = MakeEndpoint(h.family, h.local_addr, h.local_port);
-    ev.remote = MakeEndpoint(h.family, h.remote_addr, h.remote_port);
+    FillEndpoint(h.family, h.local_addr, h.local_port, &ev.local);
+    FillEndpoint(h.family, h.remote_addr, h.remote_port, &ev.remote);
     if (h.tgid != 0) ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
     sink->OnTcp(ev);
     return DecodeResult::kTcp;

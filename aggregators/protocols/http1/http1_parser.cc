@@ -209,10 +209,12 @@ ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* 
     if (line.back() == '\r') line.remove_suffix(1);
     i = eol + 1;
     if (line.front() == ' ' || line.front() == '\t') continue;  // obs-fold continuation
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return ParseState::kInvalid;
+    // The name is token characters up to the colon: one pass finds and
+    // checks it (no colon, an empty name or any other byte first: invalid).
+    size_t colon = 0;
+    while (colon < line.size() && IsTokenChar(line[colon])) ++colon;
+    if (colon == 0 || colon == line.size() || line[colon] != ':') return ParseState::kInvalid;
     const std::string_view name = line.substr(0, colon);
-    if (!std::all_of(name.begin(), name.end(), IsTokenChar)) return ParseState::kInvalid;
     st = ApplyHeader(name, TrimSpaces(line.substr(colon + 1)), &h);
     if (st != ParseState::kSuccess) return st;
   }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "aggregators/red/route_normalizer.h"
@@ -135,51 +136,58 @@ class RedAggregator::Impl {
     const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
     const bool server = span.side == Role::kServer;
 
-    // Label values into reused scratch strings; the resolver may read /proc,
-    // so all of this happens outside the lock.
     const IdentityPtr who = resolver_(span);
-    values_[0] = who->service_name;
     const std::string_view method = MethodLabel(span.http.method);
-    values_[1].assign(method.data(), method.size());
-    values_[2].clear();
-    if (span.http.status > 0) AppendUint(static_cast<uint64_t>(span.http.status), &values_[2]);
-    values_[3] = routes_->Route(span.http.target);
-    size_t fixed = std::size(kServerLabels);
-    if (!server) {
-      values_[4] = span.server.addr.ToString();
-      values_[5].clear();
-      AppendUint(span.server.port, &values_[5]);
-      fixed = std::size(kClientLabels);
-    }
-    for (size_t i = 0; i < kNumIdentityLabels; ++i) {
-      values_[fixed + i] = IdentityLabelValue(*who, i);
-    }
-    const size_t n = fixed + kNumIdentityLabels;
-    const std::vector<bool>& drop = server ? server_drop_ : client_drop_;
-    key_.clear();
-    for (size_t i = 0; i < n; ++i) {
-      if (drop[i]) values_[i].clear();
-      key_ += values_[i];
-      key_ += kSep;
-    }
+    const std::string& route = routes_->Route(span.http.target);
+    const int status = span.http.status;
+
+    // The memo: most spans repeat a few (process, method, status, route,
+    // server) combinations, and a hit skips building ~15 label strings and
+    // hashing their join. Its series pointer is good while the generation
+    // (bumped whenever a family's map may have moved) is the same.
+    const Endpoint* peer = server ? nullptr : &span.server;
+    MemoEntry& m = memo_[MemoSlot(who.get(), method.data(), status, route, peer)];
+    const bool same = m.who == who && m.method == method.data() && m.status == status &&
+                      m.server == server && m.route == route &&
+                      (server || m.peer == span.server);
+    if (!same) BuildKey(span, *who, method, status, route);
 
     absl::MutexLock l(&mu_);
     Family& f = server ? server_ : client_;
+    if (same && m.generation == generation_) {
+      if (m.overflow) ++f.overflowed;
+      Observe(*m.series, seconds, span.end_ns);
+      return;
+    }
+    if (same) BuildKey(span, *who, method, status, route);  // stale: the map changed
+    const size_t n = (server ? std::size(kServerLabels) : std::size(kClientLabels)) +
+                     kNumIdentityLabels;
+    bool overflow = false;
     auto it = f.series.find(key_);
     if (it == f.series.end()) {
       if (f.series.size() >= options_.max_series) {
+        overflow = true;
         ++f.overflowed;
         it = f.series.find(absl::string_view(kOverflow));
         if (it == f.series.end()) {
           // The fixed labels say "__overflow__"; identity labels are absent.
           Labels labels(n, kOverflow);
-          for (size_t i = fixed; i < n; ++i) labels[i].clear();
+          for (size_t i = n - kNumIdentityLabels; i < n; ++i) labels[i].clear();
           it = Insert(f, kOverflow, std::move(labels));
         }
       } else {
         it = Insert(f, key_, Labels(values_.begin(), values_.begin() + n));
       }
     }
+    m.who = who;
+    m.method = method.data();
+    m.status = status;
+    m.server = server;
+    m.route.assign(route);
+    if (!server) m.peer = span.server;
+    m.overflow = overflow;
+    m.generation = generation_;
+    m.series = &it->second;
     Observe(it->second, seconds, span.end_ns);
   }
 
@@ -262,7 +270,9 @@ class RedAggregator::Impl {
     const uint64_t cutoff = now_ns - options_.series_ttl_ns;
     absl::MutexLock l(&mu_);
     for (Family* f : {&server_, &client_}) {
-      absl::erase_if(f->series, [cutoff](const auto& kv) { return kv.second.last_ns < cutoff; });
+      if (absl::erase_if(f->series, [cutoff](const auto& kv) { return kv.second.last_ns < cutoff; }) > 0) {
+        ++generation_;  // memo entries may point at erased series
+      }
     }
   }
 
@@ -278,7 +288,45 @@ class RedAggregator::Impl {
     Series s;
     s.labels = std::make_shared<const Labels>(std::move(labels));
     s.buckets.assign(options_.buckets.size() + 1, 0);
+    ++generation_;  // a rehash moves every series the memo points at
     return f.series.emplace(std::string(key), std::move(s)).first;
+  }
+
+  // Label values into the reused scratch strings, joined into key_.
+  void BuildKey(const Span& span, const IdentityLabels& who, std::string_view method,
+                int status, const std::string& route) {
+    const bool server = span.side == Role::kServer;
+    values_[0] = who.service_name;
+    values_[1].assign(method.data(), method.size());
+    values_[2].clear();
+    if (status > 0) AppendUint(static_cast<uint64_t>(status), &values_[2]);
+    values_[3] = route;
+    size_t fixed = std::size(kServerLabels);
+    if (!server) {
+      values_[4] = span.server.addr.ToString();
+      values_[5].clear();
+      AppendUint(span.server.port, &values_[5]);
+      fixed = std::size(kClientLabels);
+    }
+    for (size_t i = 0; i < kNumIdentityLabels; ++i) {
+      values_[fixed + i] = IdentityLabelValue(who, i);
+    }
+    const size_t n = fixed + kNumIdentityLabels;
+    const std::vector<bool>& drop = server ? server_drop_ : client_drop_;
+    key_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      if (drop[i]) values_[i].clear();
+      key_ += values_[i];
+      key_ += kSep;
+    }
+  }
+
+  static size_t MemoSlot(const void* who, const char* method, int status,
+                         const std::string& route, const Endpoint* peer) {
+    uint64_t h = absl::HashOf(reinterpret_cast<uintptr_t>(who), reinterpret_cast<uintptr_t>(method),
+                              status, absl::string_view(route));
+    if (peer != nullptr) h = absl::HashOf(h, *peer);
+    return static_cast<size_t>(h) & (kMemoSlots - 1);
   }
 
   void Observe(Series& s, double v, uint64_t now_ns) const {
@@ -313,9 +361,28 @@ class RedAggregator::Impl {
   std::string key_;
   std::atomic<uint64_t> invalid_spans_{0};
 
+  // Label inputs -> series, direct-mapped (source thread only; the series
+  // pointer is used under mu_ and only while generation_ is unchanged).
+  // Bounded: kMemoSlots entries, each holding its identity (so a pointer
+  // compare never matches a freed and reused one) and a route string.
+  static constexpr size_t kMemoSlots = 512;
+  struct MemoEntry {
+    IdentityPtr who;
+    const char* method = nullptr;  // MethodLabel()'s static storage
+    int status = 0;
+    bool server = false;
+    bool overflow = false;  // the key went to the overflow series
+    std::string route;
+    Endpoint peer;  // client spans: the server
+    uint64_t generation = 0;
+    Series* series = nullptr;
+  };
+  std::array<MemoEntry, kMemoSlots> memo_;
+
   mutable absl::Mutex mu_;
   Family server_ ABSL_GUARDED_BY(mu_);
   Family client_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // memo entries start at 0: never current
 };
 
 RedAggregator::RedAggregator(const RedOptions& options, ServiceNameResolver resolver,

@@ -277,6 +277,46 @@ TEST_F(RedAggregatorTest, ExpiryFreesRoomUnderTheCap) {
   EXPECT_EQ(Gauge(fams, "redmap_series_overflow_total", kServer), 1);
 }
 
+// A resolver that hands out one identity object, as the identity cache does
+// for a process: repeated label inputs hit the aggregator's series memo.
+TEST_F(RedAggregatorTest, MemoizedSeriesStayExactAcrossExpiryCapAndLabelChanges) {
+  const IdentityPtr who = NamedIdentity("svc");
+  RedAggregator red(options_, ServiceNameResolver([who](const Span&) { return who; }));
+  red.OnSpan(MakeSpan(Role::kServer, 0, 1'000'000'000, "/a", 503));
+  // The last insert: the /a 200 memo entry is current when expiry comes.
+  for (int i = 0; i < 3; ++i) red.OnSpan(MakeSpan(Role::kServer, 0, 1'000'000'000, "/a"));
+  auto fams = red.Collect();
+  EXPECT_EQ(Series(fams, kServer, "http_response_status_code", "200").histogram.sample_count, 3u);
+  EXPECT_EQ(Series(fams, kServer, "http_response_status_code", "503").histogram.sample_count, 1u);
+
+  // Expiry erases the series the memo points at: the next span makes a new one.
+  red.Expire(20'000'000'000);
+  EXPECT_EQ(red.series(true), 0u);
+  red.OnSpan(MakeSpan(Role::kServer, 0, 21'000'000'000, "/a"));
+  red.OnSpan(MakeSpan(Role::kServer, 0, 21'000'000'000, "/a"));
+  fams = red.Collect();
+  EXPECT_EQ(Series(fams, kServer, "http_route", "/a").histogram.sample_count, 2u);
+
+  // At the cap, every span of a key that overflowed counts as overflowed.
+  red.OnSpan(MakeSpan(Role::kServer, 0, 21'000'000'000, "/b"));
+  red.OnSpan(MakeSpan(Role::kServer, 0, 21'000'000'000, "/c"));
+  for (int i = 0; i < 4; ++i) red.OnSpan(MakeSpan(Role::kServer, 0, 21'000'000'000, "/d"));
+  fams = red.Collect();
+  EXPECT_EQ(Series(fams, kServer, "http_route", "__overflow__").histogram.sample_count, 4u);
+  EXPECT_EQ(Gauge(fams, "redmap_series_overflow_total", kServer), 4);
+  EXPECT_EQ(Series(fams, kServer, "http_route", "/a").histogram.sample_count, 2u);
+
+  // Client spans: the server's address and port are part of the key.
+  Span c = MakeSpan(Role::kClient, 0, 100, "/x");
+  red.OnSpan(c);
+  c.server.port = 9090;
+  red.OnSpan(c);
+  red.OnSpan(c);
+  fams = red.Collect();
+  EXPECT_EQ(Series(fams, kClient, "server_port", "8080").histogram.sample_count, 1u);
+  EXPECT_EQ(Series(fams, kClient, "server_port", "9090").histogram.sample_count, 2u);
+}
+
 TEST_F(RedAggregatorTest, SpanEndingBeforeItStartsIsCountedNotObserved) {
   RedAggregator red(options_, resolver_);
   red.OnSpan(MakeSpan(Role::kServer, 200, 100));

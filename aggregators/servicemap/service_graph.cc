@@ -93,11 +93,17 @@ class ServiceGraphAggregator::Impl {
     const bool failed = span.http.status >= 500;
     EdgeKey key;
     bool count;
+    // This node's end of the span, remembered under the lock the edge takes.
+    struct {
+      Names* names;
+      const Endpoint* ep;
+      IdentityPtr who;
+    } remember;
     if (span.side == Role::kServer) {
       bool observed;
       IdentityPtr client = Peer(clients_, span.client, /*client_end=*/true, span.end_ns, &observed);
       IdentityPtr server = local_(span);
-      Remember(servers_, span.server, server);
+      remember = {&servers_, &span.server, server};
       key.client = client->name;
       key.client_ns = client->service_namespace;
       key.server = server->name;
@@ -113,7 +119,7 @@ class ServiceGraphAggregator::Impl {
       IdentityPtr server =
           Peer(servers_, span.server, /*client_end=*/false, span.end_ns, &observed);
       IdentityPtr client = local_(span);
-      Remember(clients_, span.client, client);
+      remember = {&clients_, &span.client, client};
       key.client = client->name;
       key.client_ns = client->service_namespace;
       key.server = server->name;
@@ -124,7 +130,7 @@ class ServiceGraphAggregator::Impl {
     } else {
       return;
     }
-    if (key.client == key.server && key.client_ns == key.server_ns) return;  // no self-edges
+    const bool self_edge = key.client == key.server && key.client_ns == key.server_ns;
     if (span.side == Role::kClient && !count) {
       // Only the client histogram; the edge is the one the server side
       // counts, which has no connection_type when both ends are known.
@@ -136,6 +142,8 @@ class ServiceGraphAggregator::Impl {
     if (drop_[kConnectionType]) key.connection_type.clear();
 
     absl::MutexLock l(&mu_);
+    Remember(*remember.names, *remember.ep, std::move(remember.who));
+    if (self_edge) return;  // no self-edges
     EdgeStats& s = Edge(std::move(key), span.end_ns);
     if (count) {
       ++s.requests;
@@ -244,10 +252,10 @@ class ServiceGraphAggregator::Impl {
     return it->second;
   }
 
-  void Remember(Names& names, const Endpoint& ep, const IdentityPtr& name) {
-    absl::MutexLock l(&mu_);
+  void Remember(Names& names, const Endpoint& ep, IdentityPtr name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (names.size() >= kMaxEndpoints && !names.contains(ep)) names.clear();  // bounded
-    names[ep] = name;
+    names[ep] = std::move(name);
   }
 
   EdgeStats& Edge(EdgeKey key, uint64_t ts_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -132,11 +132,13 @@ ParseState ScanStatusLine(std::string_view buf, Head* h, size_t* line_len) {
   return ParseState::kSuccess;
 }
 
-// Framing-relevant header fields.
+// Framing-relevant header fields; `value` is untrimmed (only these few
+// are worth trimming).
 ParseState ApplyHeader(std::string_view name, std::string_view value, Head* h) {
   switch (name.size()) {
     case 14:
       if (EqualsIgnoreCase(name, "content-length")) {
+        value = TrimSpaces(value);
         uint64_t v = 0;
         if (value.empty() || value.size() > 18) return ParseState::kInvalid;
         for (char c : value) {
@@ -202,20 +204,24 @@ ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* 
       *consumed = end;
       return ParseState::kSuccess;
     }
-    const size_t eol = buf.find('\n', i);
+    // The name is token characters up to the colon: scanned first, so the
+    // line end is searched for from the colon on (no colon, an empty name
+    // or any other byte first: invalid once the line is complete).
+    const bool fold = buf[i] == ' ' || buf[i] == '\t';  // obs-fold continuation
+    size_t colon = i;
+    if (!fold) {
+      while (colon < n && IsTokenChar(buf[colon])) ++colon;
+    }
+    const size_t eol = buf.find('\n', colon);
     if (eol == std::string_view::npos) return NeedMore(n);
     if (eol >= kMaxHeadBytes || ++h.headers > kMaxHeaders) return ParseState::kInvalid;
-    std::string_view line = buf.substr(i, eol - i);
-    if (line.back() == '\r') line.remove_suffix(1);
+    const size_t line_start = i;
     i = eol + 1;
-    if (line.front() == ' ' || line.front() == '\t') continue;  // obs-fold continuation
-    // The name is token characters up to the colon: one pass finds and
-    // checks it (no colon, an empty name or any other byte first: invalid).
-    size_t colon = 0;
-    while (colon < line.size() && IsTokenChar(line[colon])) ++colon;
-    if (colon == 0 || colon == line.size() || line[colon] != ':') return ParseState::kInvalid;
-    const std::string_view name = line.substr(0, colon);
-    st = ApplyHeader(name, TrimSpaces(line.substr(colon + 1)), &h);
+    if (fold) continue;
+    if (colon == line_start || buf[colon] != ':') return ParseState::kInvalid;
+    const size_t value_end = buf[eol - 1] == '\r' ? eol - 1 : eol;
+    st = ApplyHeader(buf.substr(line_start, colon - line_start),
+                     buf.substr(colon + 1, value_end - colon - 1), &h);
     if (st != ParseState::kSuccess) return st;
   }
 }

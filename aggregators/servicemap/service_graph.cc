@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/synchronization/mutex.h"
 
 namespace redmap {
@@ -89,67 +90,70 @@ class ServiceGraphAggregator::Impl {
 
   void OnSpan(const Span& span) {
     if (span.end_ns < span.start_ns) return;
+    if (span.side != Role::kServer && span.side != Role::kClient) return;
     const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
     const bool failed = span.http.status >= 500;
-    EdgeKey key;
-    bool count;
-    // This node's end of the span, remembered under the lock the edge takes.
-    struct {
-      Names* names;
-      const Endpoint* ep;
-      IdentityPtr who;
-    } remember;
-    if (span.side == Role::kServer) {
-      bool observed;
-      IdentityPtr client = Peer(clients_, span.client, /*client_end=*/true, span.end_ns, &observed);
-      IdentityPtr server = local_(span);
-      remember = {&servers_, &span.server, server};
-      key.client = client->name;
-      key.client_ns = client->service_namespace;
-      key.server = server->name;
-      key.server_ns = server->service_namespace;
-      if (!observed) key.connection_type = kVirtualNode;
-      count = true;
-    } else if (span.side == Role::kClient) {
+    const bool server_side = span.side == Role::kServer;
+    bool observed;
+    IdentityPtr client;
+    IdentityPtr server;
+    if (server_side) {
+      client = Peer(clients_, span.client, /*client_end=*/true, span.end_ns, &observed);
+      server = local_(span);
+    } else {
       // A server this node answered requests for is observed, whether or
       // not redmap saw it listen (it may predate redmap): the server's
       // span is emitted before the client's (the response is written
       // before it is read).
-      bool observed;
-      IdentityPtr server =
-          Peer(servers_, span.server, /*client_end=*/false, span.end_ns, &observed);
-      IdentityPtr client = local_(span);
-      remember = {&clients_, &span.client, client};
-      key.client = client->name;
-      key.client_ns = client->service_namespace;
-      key.server = server->name;
-      key.server_ns = server->service_namespace;
-      // The server's own node counts it when redmap observes the server.
-      count = !observed;
-      if (count) key.connection_type = kVirtualNode;
-    } else {
-      return;
+      server = Peer(servers_, span.server, /*client_end=*/false, span.end_ns, &observed);
+      client = local_(span);
     }
-    const bool self_edge = key.client == key.server && key.client_ns == key.server_ns;
-    if (span.side == Role::kClient && !count) {
-      // Only the client histogram; the edge is the one the server side
-      // counts, which has no connection_type when both ends are known.
-      key.connection_type.clear();
-    }
-    // Dropped labels: edges that differ only in them are one.
-    if (drop_[kClientNamespace]) key.client_ns.clear();
-    if (drop_[kServerNamespace]) key.server_ns.clear();
-    if (drop_[kConnectionType]) key.connection_type.clear();
+    // Server spans always count; a client span counts only when its server
+    // is not observed (the server's own node counts it otherwise).
+    const bool count = server_side || !observed;
+
+    // The edge follows from (client, server, side, observed) alone: a memo
+    // of the last edge per combination skips building and hashing its key.
+    // Its pointer is good while the generation (bumped whenever edges_ may
+    // have moved) is the same.
+    MemoEntry& m = memo_[MemoSlot(client.get(), server.get(), server_side, observed)];
+    const bool same = m.client == client && m.server == server &&
+                      m.server_side == server_side && m.observed == observed;
+    EdgeKey key;
+    bool self_edge = false;
+    if (!same) self_edge = BuildKey(*client, *server, observed, &key);
 
     absl::MutexLock l(&mu_);
-    Remember(*remember.names, *remember.ep, std::move(remember.who));
-    if (self_edge) return;  // no self-edges
-    EdgeStats& s = Edge(std::move(key), span.end_ns);
-    if (count) {
-      ++s.requests;
-      if (failed) ++s.failed;
+    if (server_side) {
+      Remember(servers_, span.server, server);
+    } else {
+      Remember(clients_, span.client, client);
     }
-    Observe(span.side == Role::kServer ? s.server : s.client, seconds);
+    EdgeStats* s;
+    if (same && m.generation == generation_) {
+      if (m.self_edge) return;  // no self-edges
+      if (m.overflow) ++overflowed_;
+      s = m.stats;
+      s->updated_ns = std::max(s->updated_ns, span.end_ns);
+    } else {
+      if (same) self_edge = BuildKey(*client, *server, observed, &key);  // stale
+      bool overflow = false;
+      s = self_edge ? nullptr : &Edge(std::move(key), span.end_ns, &overflow);
+      m.client = std::move(client);
+      m.server = std::move(server);
+      m.server_side = server_side;
+      m.observed = observed;
+      m.self_edge = self_edge;
+      m.overflow = overflow;
+      m.generation = generation_;
+      m.stats = s;
+      if (self_edge) return;  // no self-edges
+    }
+    if (count) {
+      ++s->requests;
+      if (failed) ++s->failed;
+    }
+    Observe(server_side ? s->server : s->client, seconds);
   }
 
   void Expire(uint64_t now_ns) {
@@ -157,6 +161,7 @@ class ServiceGraphAggregator::Impl {
     for (auto it = edges_.begin(); it != edges_.end();) {
       if (now_ns > it->second.updated_ns && now_ns - it->second.updated_ns > options_.series_ttl_ns) {
         edges_.erase(it++);
+        ++generation_;  // memo entries may point at it
       } else {
         ++it;
       }
@@ -258,17 +263,46 @@ class ServiceGraphAggregator::Impl {
     names[ep] = std::move(name);
   }
 
-  EdgeStats& Edge(EdgeKey key, uint64_t ts_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // The key's edge, made if new (the overflow edge at the cap: *overflow).
+  EdgeStats& Edge(EdgeKey key, uint64_t ts_ns, bool* overflow) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = edges_.find(key);
     if (it == edges_.end()) {
       if (edges_.size() >= options_.max_series) {
         ++overflowed_;
+        *overflow = true;
         key = EdgeKey{kOverflow, kOverflow, "", "", ""};
       }
+      const size_t before = edges_.size();
       it = edges_.try_emplace(std::move(key)).first;
+      if (edges_.size() != before) ++generation_;  // a rehash moves every edge
     }
     it->second.updated_ns = std::max(it->second.updated_ns, ts_ns);
     return it->second;
+  }
+
+  // The edge's labels; returns whether it is a self-edge (not recorded).
+  bool BuildKey(const IdentityLabels& client, const IdentityLabels& server, bool observed,
+                EdgeKey* key) const {
+    key->client = client.name;
+    key->client_ns = client.service_namespace;
+    key->server = server.name;
+    key->server_ns = server.service_namespace;
+    if (key->client == key->server && key->client_ns == key->server_ns) return true;
+    // Unobserved far ends are virtual nodes. A client span of an observed
+    // server has only the client histogram, on the edge the server side
+    // counts, which has no connection_type when both ends are known.
+    if (!observed) key->connection_type = kVirtualNode;
+    // Dropped labels: edges that differ only in them are one.
+    if (drop_[kClientNamespace]) key->client_ns.clear();
+    if (drop_[kServerNamespace]) key->server_ns.clear();
+    if (drop_[kConnectionType]) key->connection_type.clear();
+    return false;
+  }
+
+  static size_t MemoSlot(const void* client, const void* server, bool server_side, bool observed) {
+    const uint64_t h = absl::HashOf(reinterpret_cast<uintptr_t>(client),
+                                    reinterpret_cast<uintptr_t>(server), server_side, observed);
+    return static_cast<size_t>(h) & (kMemoSlots - 1);
   }
 
   void Observe(Histogram& h, double v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -311,6 +345,24 @@ class ServiceGraphAggregator::Impl {
   Names servers_ ABSL_GUARDED_BY(mu_);
   Names clients_ ABSL_GUARDED_BY(mu_);
   uint64_t overflowed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 1;  // memo entries start at 0: never current
+
+  // (client, server, side, observed) -> edge, direct-mapped (source thread
+  // only; the pointer is used under mu_ and only while generation_ is
+  // unchanged). Bounded: kMemoSlots entries, each holding both identities so
+  // that a pointer compare never matches a freed and reused one.
+  static constexpr size_t kMemoSlots = 512;
+  struct MemoEntry {
+    IdentityPtr client;
+    IdentityPtr server;
+    bool server_side = false;
+    bool observed = false;
+    bool self_edge = false;
+    bool overflow = false;  // the key went to the overflow edge
+    uint64_t generation = 0;
+    EdgeStats* stats = nullptr;
+  };
+  std::array<MemoEntry, kMemoSlots> memo_;
 };
 
 ServiceGraphAggregator::ServiceGraphAggregator(const ServiceGraphOptions& options,

@@ -51,6 +51,24 @@ Span MakeSpan(Role side, const std::string& process, Endpoint client, Endpoint s
   return s;
 }
 
+// A counter's value, or a histogram's count with name + "_count"; -1 when absent.
+double ValueOf(const ServiceGraphAggregator& agg, const std::string& name, const Labels& want) {
+  for (const MetricFamily& f : agg.Collect()) {
+    for (const ClientMetric& m : f.metric) {
+      bool match = true;
+      for (const auto& [k, v] : want) {
+        bool found = false;
+        for (const auto& l : m.label) found |= l.name == k && l.value == v;
+        match &= found;
+      }
+      if (!match) continue;
+      if (name == f.name) return m.counter.value;
+      if (name == f.name + "_count") return static_cast<double>(m.histogram.sample_count);
+    }
+  }
+  return -1;
+}
+
 class ServiceGraphTest : public ::testing::Test {
  protected:
   ServiceGraphTest()
@@ -65,22 +83,7 @@ class ServiceGraphTest : public ::testing::Test {
     return o;
   }
 
-  double Value(const std::string& name, const Labels& want) {
-    for (const MetricFamily& f : agg_.Collect()) {
-      for (const ClientMetric& m : f.metric) {
-        bool match = true;
-        for (const auto& [k, v] : want) {
-          bool found = false;
-          for (const auto& l : m.label) found |= l.name == k && l.value == v;
-          match &= found;
-        }
-        if (!match) continue;
-        if (name == f.name) return m.counter.value;
-        if (name == f.name + "_count") return static_cast<double>(m.histogram.sample_count);
-      }
-    }
-    return -1;
-  }
+  double Value(const std::string& name, const Labels& want) { return ValueOf(agg_, name, want); }
 
   FakePeers peers_;
   ServiceGraphAggregator agg_;
@@ -176,6 +179,59 @@ TEST_F(ServiceGraphTest, DroppedLabelsAreLeftOutAndTheirEdgesMerge) {
   EXPECT_TRUE(seen);
   EXPECT_EQ(ServiceGraphLabelNames().size(), 6u);
   EXPECT_EQ(ServiceGraphLabelNames()[kServiceGraphEdgeLabels - 1], "server");
+}
+
+// Identities that stay the same object from span to span, as the identity
+// cache hands them out: repeated edges hit the aggregator's edge memo.
+TEST(ServiceGraphMemoTest, RepeatedEdgesStayExactAcrossExpiryAndTheCap) {
+  std::map<std::string, IdentityPtr> ids;
+  for (const char* n : {"frontend", "backend", "cache", "db", "worker"}) ids[n] = NamedIdentity(n);
+  ServiceGraphOptions o;
+  o.buckets = {0.001, 0.01, 0.1};
+  o.max_series = 3;
+  o.series_ttl_ns = 60ull * 1000000000;
+  o.node_name = "node-a";
+  FakePeers peers;
+  peers.clients[40000] = "frontend";
+  ServiceGraphAggregator agg(
+      o, [&ids](const Span& s) { return ids.at(std::string(s.process_name)); }, nullptr, &peers);
+  const Endpoint fe = Ep("10.0.0.2", 40000);
+  const Endpoint be = Ep("10.0.0.1", 8080);
+  const Labels edge = {{"client", "frontend"}, {"server", "backend"}, {"connection_type", ""}};
+  auto exchange = [&](const char* server, Endpoint at, int status) {
+    agg.OnSpan(MakeSpan(Role::kServer, server, fe, at, status));
+    agg.OnSpan(MakeSpan(Role::kClient, "frontend", fe, at, status));
+  };
+  for (int i = 0; i < 4; ++i) exchange("backend", be, i == 0 ? 500 : 200);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_total", edge), 4);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_failed_total", edge), 1);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_client_seconds_count", edge), 4);
+
+  // Expiry erases the edge the memo points at: the next span makes a new one.
+  agg.Expire(1000ull * 1000000000);
+  EXPECT_EQ(agg.edges(), 0u);
+  exchange("backend", be, 200);
+  exchange("backend", be, 200);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_total", edge), 2);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_server_seconds_count", edge), 2);
+
+  // At the cap, every span of an edge that overflowed counts as overflowed.
+  exchange("cache", Ep("10.0.0.3", 6379), 200);
+  exchange("db", Ep("10.0.0.4", 5432), 200);  // third edge: the cap
+  for (int i = 0; i < 3; ++i) {
+    agg.OnSpan(MakeSpan(Role::kServer, "worker", fe, Ep("10.0.0.6", 7000), 200));
+  }
+  EXPECT_EQ(agg.edges(), 4u);  // 3 + overflow
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_total", {{"server", "__overflow__"}}), 3);
+  EXPECT_EQ(ValueOf(agg, "redmap_service_graph_edges_overflow_total", {}), 3);
+  EXPECT_EQ(ValueOf(agg, "traces_service_graph_request_total", edge), 2);
+
+  // A self-edge stays unrecorded however often it repeats.
+  for (int i = 0; i < 2; ++i) {
+    Span self = MakeSpan(Role::kServer, "frontend", fe, Ep("10.0.0.5", 9000), 200);
+    agg.OnSpan(self);
+  }
+  EXPECT_EQ(agg.edges(), 4u);
 }
 
 }  // namespace

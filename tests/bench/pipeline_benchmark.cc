@@ -67,6 +67,17 @@ void BM_PipelineHttp1(benchmark::State& state) {
   uint64_t now = 1'000'000'000;
   uint64_t events = 0;
   size_t i = 0;
+  // One syscall's event: [now + start_gap, + duration], `bytes` at `seq`.
+  auto emit = [&](DataEvent& ev, Direction dir, uint64_t start_gap, uint64_t duration,
+                  const std::string& bytes, uint32_t seq) {
+    ev.direction = dir;
+    ev.enter_ns = now += start_gap;
+    ev.exit_ns = now += duration;
+    ev.byte_count = static_cast<uint32_t>(bytes.size());
+    ev.tcp_seq = seq;
+    ev.payload = bytes;
+    pipeline->OnData(ev);
+  };
   for (auto _ : state) {
     const int c = static_cast<int>(i % kConns);
     const std::string& req = requests[i % requests.size()];
@@ -76,39 +87,14 @@ void BM_PipelineHttp1(benchmark::State& state) {
     if (both_sides) {
       ce.conn = ConnKey{tgid, 1000 + c, 1};
       ce.local.port = e.remote.port;
-      ce.direction = Direction::kEgress;
-      ce.enter_ns = now;
-      ce.exit_ns = now += 5'000;
-      ce.byte_count = static_cast<uint32_t>(req.size());
-      ce.tcp_seq = conns[c].in_seq;
-      ce.payload = req;
-      pipeline->OnData(ce);
+      emit(ce, Direction::kEgress, 0, 5'000, req, conns[c].in_seq);
     }
-    e.direction = Direction::kIngress;
-    e.enter_ns = now;
-    e.exit_ns = now += 20'000;
-    e.byte_count = static_cast<uint32_t>(req.size());
-    e.tcp_seq = conns[c].in_seq;
-    conns[c].in_seq += e.byte_count;
-    e.payload = req;
-    pipeline->OnData(e);
-
-    e.direction = Direction::kEgress;
-    e.enter_ns = now += 30'000;
-    e.exit_ns = now += 10'000;
-    e.byte_count = static_cast<uint32_t>(response.size());
-    e.tcp_seq = conns[c].out_seq;
-    e.payload = response;
-    pipeline->OnData(e);
+    emit(e, Direction::kIngress, 0, 20'000, req, conns[c].in_seq);
+    conns[c].in_seq += static_cast<uint32_t>(req.size());
+    emit(e, Direction::kEgress, 30'000, 10'000, response, conns[c].out_seq);
     events += 2;
     if (both_sides) {
-      ce.direction = Direction::kIngress;
-      ce.enter_ns = now;
-      ce.exit_ns = now += 5'000;
-      ce.byte_count = static_cast<uint32_t>(response.size());
-      ce.tcp_seq = conns[c].out_seq;
-      ce.payload = response;
-      pipeline->OnData(ce);
+      emit(ce, Direction::kIngress, 0, 5'000, response, conns[c].out_seq);
       events += 2;
     }
     conns[c].out_seq += static_cast<uint32_t>(response.size());

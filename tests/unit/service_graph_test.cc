@@ -69,19 +69,21 @@ double ValueOf(const ServiceGraphAggregator& agg, const std::string& name, const
   return -1;
 }
 
+ServiceGraphOptions GraphOptions(size_t max_series) {
+  ServiceGraphOptions o;
+  o.buckets = {0.001, 0.01, 0.1};
+  o.max_series = max_series;
+  o.series_ttl_ns = 60ull * 1000000000;
+  o.node_name = "node-a";
+  return o;
+}
+
 class ServiceGraphTest : public ::testing::Test {
  protected:
   ServiceGraphTest()
       : agg_(Options(), [](const Span& s) { return std::string(s.process_name); }, &peers_) {}
 
-  static ServiceGraphOptions Options() {
-    ServiceGraphOptions o;
-    o.buckets = {0.001, 0.01, 0.1};
-    o.max_series = 4;
-    o.series_ttl_ns = 60ull * 1000000000;
-    o.node_name = "node-a";
-    return o;
-  }
+  static ServiceGraphOptions Options() { return GraphOptions(4); }
 
   double Value(const std::string& name, const Labels& want) { return ValueOf(agg_, name, want); }
 
@@ -186,15 +188,10 @@ TEST_F(ServiceGraphTest, DroppedLabelsAreLeftOutAndTheirEdgesMerge) {
 TEST(ServiceGraphMemoTest, RepeatedEdgesStayExactAcrossExpiryAndTheCap) {
   std::map<std::string, IdentityPtr> ids;
   for (const char* n : {"frontend", "backend", "cache", "db", "worker"}) ids[n] = NamedIdentity(n);
-  ServiceGraphOptions o;
-  o.buckets = {0.001, 0.01, 0.1};
-  o.max_series = 3;
-  o.series_ttl_ns = 60ull * 1000000000;
-  o.node_name = "node-a";
   FakePeers peers;
   peers.clients[40000] = "frontend";
   ServiceGraphAggregator agg(
-      o, [&ids](const Span& s) { return ids.at(std::string(s.process_name)); }, nullptr, &peers);
+      GraphOptions(3), [&ids](const Span& s) { return ids.at(std::string(s.process_name)); }, nullptr, &peers);
   const Endpoint fe = Ep("10.0.0.2", 40000);
   const Endpoint be = Ep("10.0.0.1", 8080);
   const Labels edge = {{"client", "frontend"}, {"server", "backend"}, {"connection_type", ""}};

@@ -205,6 +205,24 @@ TEST(TraceSamplerTest, TailSamplingRules) {
                       {"/boom", "error"}, {"/big", "slow"}, {"/route", "route_p99"}}));
 }
 
+// A 200 from process 2's server on port 80 for `target`, from a client port.
+Span RouteSpan(uint64_t start_ns, uint64_t end_ns, uint16_t client_port, const std::string& target) {
+  Span span;
+  span.protocol = Protocol::kHttp1;
+  span.side = Role::kServer;
+  span.start_ns = start_ns;
+  span.end_ns = end_ns;
+  span.conn.tgid = 2;
+  span.tid = 5;
+  span.process_name = "svc";
+  span.client.port = client_port;
+  span.server.port = 80;
+  span.http.method = "GET";
+  span.http.target = target;
+  span.http.status = 200;
+  return span;
+}
+
 // The route's p99 follows its distribution up and down (it is kept up to
 // date per observation, not scanned per decision). Buckets are 10 us x
 // 1.25^i: 1 ms is under the 1.08 ms edge, 3 ms under 3.31 ms, 4.5 and 5 ms
@@ -217,20 +235,7 @@ TEST(TraceSamplerTest, RouteP99FollowsTheDistribution) {
   uint64_t t = 1000;
   auto phase = [&](int count, uint64_t dur_us) {
     for (int i = 0; i < count; ++i) {
-      Span span;
-      span.protocol = Protocol::kHttp1;
-      span.side = Role::kServer;
-      span.start_ns = t * kMs;
-      span.end_ns = span.start_ns + dur_us * 1000;
-      span.conn.tgid = 2;
-      span.tid = 5;
-      span.process_name = "svc";
-      span.client.port = port++;
-      span.server.port = 80;
-      span.http.method = "GET";
-      span.http.target = "/r";
-      span.http.status = 200;
-      s.OnSpan(span);
+      s.OnSpan(RouteSpan(t * kMs, t * kMs + dur_us * 1000, port++, "/r"));
       t += dur_us / 1000 + 1;
     }
     t += 200;
@@ -262,21 +267,8 @@ TEST(TraceSamplerTest, RouteP99BucketEdgesAreInclusive) {
   uint16_t port = 20000;
   uint64_t t_ns = 1000 * kMs;
   auto feed = [&](const std::string& route, uint64_t dur_ns) {
-    Span span;
-    span.protocol = Protocol::kHttp1;
-    span.side = Role::kServer;
-    span.start_ns = t_ns;
-    span.end_ns = t_ns + dur_ns;
-    span.conn.tgid = 2;
-    span.tid = 5;
-    span.process_name = "svc";
-    span.client.port = port++;
-    span.server.port = 80;
-    span.http.method = "GET";
-    span.http.target = route;
-    span.http.status = 200;
-    s.OnSpan(span);
-    t_ns = span.end_ns + kMs;
+    s.OnSpan(RouteSpan(t_ns, t_ns + dur_ns, port++, route));
+    t_ns += dur_ns + kMs;
   };
   auto decide = [&] {
     t_ns += 2000 * kMs;

@@ -139,14 +139,14 @@ class ServiceGraphAggregator::Impl {
       if (same) self_edge = BuildKey(*client, *server, observed, &key);  // stale
       bool overflow = false;
       s = self_edge ? nullptr : &Edge(std::move(key), span.end_ns, &overflow);
-      m.client = std::move(client);
-      m.server = std::move(server);
-      m.server_side = server_side;
-      m.observed = observed;
-      m.self_edge = self_edge;
-      m.overflow = overflow;
-      m.generation = generation_;
-      m.stats = s;
+      m = MemoEntry{.client = std::move(client),
+                    .server = std::move(server),
+                    .server_side = server_side,
+                    .observed = observed,
+                    .self_edge = self_edge,
+                    .overflow = overflow,
+                    .generation = generation_,
+                    .stats = s};
       if (self_edge) return;  // no self-edges
     }
     if (count) {

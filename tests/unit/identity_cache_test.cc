@@ -17,6 +17,7 @@
 #include "aggregators/red/red_aggregator.h"
 #include "aggregators/red/route_normalizer.h"
 #include "aggregators/servicemap/service_graph.h"
+#include "tests/testlib/metric_labels.h"
 #include "tests/testlib/status_matchers.h"
 
 namespace redmap {
@@ -27,7 +28,8 @@ using k8s::ParseIp;
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using ::redmap::testing::IsOk;
-using Labels = std::map<std::string, std::string>;
+using ::redmap::testing::HasLabels;
+using ::redmap::testing::Labels;
 
 constexpr uint64_t kSec = 1'000'000'000;
 constexpr char kUid[] = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -217,13 +219,7 @@ const ClientMetric* FindSeries(const std::vector<MetricFamily>& fams, const std:
   for (const MetricFamily& f : fams) {
     if (f.name != family) continue;
     for (const ClientMetric& m : f.metric) {
-      bool ok = true;
-      for (const auto& [k, v] : want) {
-        bool found = false;
-        for (const auto& l : m.label) found |= l.name == k && l.value == v;
-        ok &= found;
-      }
-      if (ok) return &m;
+      if (HasLabels(m, want)) return &m;
     }
   }
   return nullptr;

@@ -7,12 +7,15 @@
 #include <optional>
 #include <string>
 
+#include "tests/testlib/metric_labels.h"
+
 namespace redmap {
 namespace {
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
-using Labels = std::map<std::string, std::string>;
+using ::redmap::testing::HasLabels;
+using ::redmap::testing::Labels;
 
 Endpoint Ep(const char* ip, uint16_t port) {
   Endpoint e;
@@ -55,13 +58,7 @@ Span MakeSpan(Role side, const std::string& process, Endpoint client, Endpoint s
 double ValueOf(const ServiceGraphAggregator& agg, const std::string& name, const Labels& want) {
   for (const MetricFamily& f : agg.Collect()) {
     for (const ClientMetric& m : f.metric) {
-      bool match = true;
-      for (const auto& [k, v] : want) {
-        bool found = false;
-        for (const auto& l : m.label) found |= l.name == k && l.value == v;
-        match &= found;
-      }
-      if (!match) continue;
+      if (!HasLabels(m, want)) continue;
       if (name == f.name) return m.counter.value;
       if (name == f.name + "_count") return static_cast<double>(m.histogram.sample_count);
     }

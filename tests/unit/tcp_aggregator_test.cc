@@ -7,12 +7,15 @@
 #include <map>
 #include <string>
 
+#include "tests/testlib/metric_labels.h"
+
 namespace redmap {
 namespace {
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
-using Labels = std::map<std::string, std::string>;
+using ::redmap::testing::HasLabels;
+using ::redmap::testing::Labels;
 
 constexpr uint64_t kSec = 1000000000ull;
 
@@ -59,13 +62,7 @@ class TcpAggregatorTest : public ::testing::Test {
     for (const MetricFamily& f : agg_.Collect()) {
       std::string base = f.name;
       for (const ClientMetric& m : f.metric) {
-        bool match = true;
-        for (const auto& [k, v] : want) {
-          bool found = false;
-          for (const auto& l : m.label) found |= l.name == k && l.value == v;
-          match &= found;
-        }
-        if (!match) continue;
+        if (!HasLabels(m, want)) continue;
         if (name == base) {
           return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
         }

@@ -160,8 +160,7 @@ class RedAggregator::Impl {
       return;
     }
     if (same) BuildKey(span, *who, method, status, route);  // stale: the map changed
-    const size_t n = (server ? std::size(kServerLabels) : std::size(kClientLabels)) +
-                     kNumIdentityLabels;
+    const size_t n = LabelCount(server);
     bool overflow = false;
     auto it = f.series.find(key_);
     if (it == f.series.end()) {
@@ -292,6 +291,11 @@ class RedAggregator::Impl {
     return f.series.emplace(std::string(key), std::move(s)).first;
   }
 
+  // Labels of a server or client series: the fixed ones, then identity's.
+  static constexpr size_t LabelCount(bool server) {
+    return (server ? std::size(kServerLabels) : std::size(kClientLabels)) + kNumIdentityLabels;
+  }
+
   // Label values into the reused scratch strings, joined into key_.
   void BuildKey(const Span& span, const IdentityLabels& who, std::string_view method,
                 int status, const std::string& route) {
@@ -311,7 +315,7 @@ class RedAggregator::Impl {
     for (size_t i = 0; i < kNumIdentityLabels; ++i) {
       values_[fixed + i] = IdentityLabelValue(who, i);
     }
-    const size_t n = fixed + kNumIdentityLabels;
+    const size_t n = LabelCount(server);
     const std::vector<bool>& drop = server ? server_drop_ : client_drop_;
     key_.clear();
     for (size_t i = 0; i < n; ++i) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <tuple>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -272,9 +273,9 @@ class ServiceGraphAggregator::Impl {
         *overflow = true;
         key = EdgeKey{kOverflow, kOverflow, "", "", ""};
       }
-      const size_t before = edges_.size();
-      it = edges_.try_emplace(std::move(key)).first;
-      if (edges_.size() != before) ++generation_;  // a rehash moves every edge
+      bool inserted;
+      std::tie(it, inserted) = edges_.try_emplace(std::move(key));
+      if (inserted) ++generation_;  // a rehash moves every edge
     }
     it->second.updated_ns = std::max(it->second.updated_ns, ts_ns);
     return it->second;

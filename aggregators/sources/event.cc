@@ -18,8 +18,7 @@ std::string_view ProtocolName(Protocol p) {
 
 IpAddress IpAddress::V4(uint32_t network_order) {
   IpAddress a;
-  a.family = 4;
-  std::memcpy(a.bytes.data(), &network_order, 4);
+  a.SetV4(reinterpret_cast<const uint8_t*>(&network_order));
   return a;
 }
 

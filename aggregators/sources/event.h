@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,13 @@ struct IpAddress {
 
   static IpAddress V4(uint32_t network_order);
   static IpAddress V6(const uint8_t bytes[16]);
+  // Makes this the IPv4 address at network_order[0..3], in place (the
+  // decoder's per-record path: no temporary to copy in).
+  void SetV4(const uint8_t network_order[4]) {
+    family = 4;
+    std::memcpy(bytes.data(), network_order, 4);
+    std::memset(bytes.data() + 4, 0, 12);
+  }
   // IPv4-mapped IPv6 (::ffff:a.b.c.d) collapses to plain IPv4.
   IpAddress Canonical() const;
   bool IsLoopback() const;

@@ -24,9 +24,7 @@ static_assert(offsetof(redmap_tcp_event, local_addr) == 64);
 void FillEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port, Endpoint* e) {
   e->port = port;
   if (family == REDMAP_AF_INET) {
-    e->addr.family = 4;
-    std::memcpy(e->addr.bytes.data(), addr, 4);
-    std::memset(e->addr.bytes.data() + 4, 0, 12);
+    e->addr.SetV4(addr);
   } else {
     e->addr = IpAddress::V6(addr).Canonical();
   }

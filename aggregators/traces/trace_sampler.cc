@@ -384,6 +384,12 @@ class TraceSampler::Impl {
   // once the table is larger than the CPU caches. The index buckets their
   // removal writes are found through their links, fetched a few spans
   // earlier.
+  // Both lines a Node may straddle, for writing.
+  void PrefetchNode(size_t i) const {
+    __builtin_prefetch(&nodes_[i], 1);
+    __builtin_prefetch(reinterpret_cast<const char*>(&nodes_[i]) + sizeof(Node) - 1, 1);
+  }
+
   void PrefetchAhead() {
     constexpr size_t kNodeDistance = 8;
     constexpr size_t kBucketDistance = 4;
@@ -392,8 +398,7 @@ class TraceSampler::Impl {
     if (due_size_ > kNodeDistance) {
       const size_t i =
           static_cast<size_t>(due_[DueIndex(kNodeDistance)].node);
-      __builtin_prefetch(&nodes_[i], 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(&nodes_[i]) + sizeof(Node) - 1, 1);
+      PrefetchNode(i);
       __builtin_prefetch(&details_[i], 1);
       __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 64, 1);
       __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 128, 1);
@@ -414,9 +419,7 @@ class TraceSampler::Impl {
       // read and freed with it.
       const int32_t parent = nodes_[static_cast<size_t>(idx)].parent;
       if (parent != kNil) {
-        __builtin_prefetch(&nodes_[static_cast<size_t>(parent)], 1);
-        __builtin_prefetch(
-            reinterpret_cast<const char*>(&nodes_[static_cast<size_t>(parent)]) + sizeof(Node) - 1, 1);
+        PrefetchNode(static_cast<size_t>(parent));
         seq_index_.PrefetchSlot(parent);
         for (const SlotIndex& l : lists_) l.PrefetchSlot(parent);
       }

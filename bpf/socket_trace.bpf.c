@@ -30,6 +30,13 @@
  * TCP network health (tcp_health.bpf.h) is part of this object: accept()
  * is where a passively opened connection learns its owner.
  *
+ * Kernel memory on the per-event path (the fd table slot, write_seq or
+ * copied_seq) is read with plain loads through bpf_rdonly_cast (a kfunc,
+ * kernel 6.2+) rather than bpf_probe_read_kernel calls. Two copies of the
+ * program are built from this file: sys_exit_btf with those loads and
+ * sys_exit_compat with helper reads, which the loader falls back to where the
+ * kfunc is missing; sys_exit_raw is the last resort (see `direct` below).
+ *
  * Not traced: sendmmsg/recvmmsg (UDP, not parsed yet), splice and io_uring
  * (bytes moved that way show up as position gaps).
  */
@@ -59,6 +66,12 @@ const volatile __u64 wakeup_bytes = 64 * 1024;
 #define EBADF 9
 #define MSG_PEEK 2
 #define MAX_IOV 4
+
+/* Casts a kernel address to a typed pointer whose fields the verifier lets
+ * us load directly (faults read as zero, like bpf_probe_read_kernel, but
+ * without a helper call each). Weak: where the kernel lacks it, only the
+ * programs that use it fail to load. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 
 /* Sizes below are defaults; userspace sets the real ones from the config
  * with bpf_map__set_max_entries before load. */
@@ -156,12 +169,12 @@ static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
 	return ((__u64)tgid << 32) | (__u32)fd;
 }
 
-/* fd of the current task -> its struct file, or NULL. The walk down to the
- * fd array uses direct BTF loads (no helper call each); only the variable
- * index into the array needs a probe read. */
-static __always_inline struct file *fd_to_file(__s32 fd)
+/* fd of a task -> its struct file, or NULL. The walk down to the fd array
+ * uses direct BTF loads; the slot itself, at a variable index, is loaded
+ * through bpf_rdonly_cast when `direct` (any struct whose first member is a
+ * pointer serves as the slot's type), else with a helper read. */
+static __always_inline struct file *fd_to_file(struct task_struct *task, __s32 fd, const bool direct)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct files_struct *files = task->files;
 	struct file *file = NULL;
 	struct fdtable *fdt;
@@ -171,18 +184,46 @@ static __always_inline struct file *fd_to_file(__s32 fd)
 	fdt = files->fdt;
 	if (!fdt || (__u32)fd >= fdt->max_fds)
 		return NULL;
+	if (direct) {
+		struct list_head *slot = bpf_rdonly_cast((void *)((__u64)fdt->fd + (__u64)fd * sizeof(file)),
+							 bpf_core_type_id_kernel(struct list_head));
+
+		return (struct file *)slot->next;
+	}
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]))
 		return NULL;
 	return file;
 }
 
-/* file -> its TCP sock, or NULL for anything else. */
-static __always_inline struct sock *file_to_tcp_sock(struct file *file)
+/* file -> its TCP sock, or NULL for anything else. Every read and write of
+ * a regular file or pipe on the node comes this way once, so the direct
+ * variant matters beyond sockets. */
+static __always_inline struct sock *file_to_tcp_sock(struct file *file, const bool direct)
 {
 	struct socket *sock;
 	struct sock *sk;
 
-	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+	if (!file)
+		return NULL;
+	if (direct) {
+		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+
+		if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+			return NULL;
+		sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
+		if (!sock)
+			return NULL;
+		sk = sock->sk;
+		if (!sk)
+			return NULL;
+		if (sk->__sk_common.skc_family != REDMAP_AF_INET &&
+		    sk->__sk_common.skc_family != REDMAP_AF_INET6)
+			return NULL;
+		if (sk->sk_type != SOCK_STREAM || sk->sk_protocol != IPPROTO_TCP)
+			return NULL;
+		return sk;
+	}
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
@@ -340,7 +381,7 @@ static __always_inline void submit(void *data, __u64 size)
 	st->v[err ? REDMAP_STAT_RINGBUF_DROPS : REDMAP_STAT_EVENTS]++;
 }
 
-static __always_inline int data_exit(const struct data_call *a, long ret)
+static __always_inline int data_exit(const struct data_call *a, long ret, const bool direct)
 {
 	struct conn_info *ci;
 	struct file *file;
@@ -348,22 +389,33 @@ static __always_inline int data_exit(const struct data_call *a, long ret)
 
 	if (ret <= 0) /* EAGAIN from a non-blocking socket, EOF: nothing moved */
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
+	/* Ids come from the task, which the fd table needs anyway: one helper
+	 * call fewer than bpf_get_current_pid_tgid. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = task->tgid;
 	__u64 key = conn_key(tgid, a->fd);
 
 	if (tgid == self_tgid)
 		return 0;
+	if (direct) {
+		/* With direct loads the file type costs less than the map
+		 * lookup: regular files and pipes leave before it. */
+		file = fd_to_file(task, a->fd, true);
+		if (!file || (((struct file *)bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file)))
+				      ->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+			return 0;
+	}
 	ci = bpf_map_lookup_elem(&conn_info_map, &key);
 	if (ci && ci->protocol == REDMAP_PROTO_NONE)
 		return 0;
-	file = fd_to_file(a->fd);
+	if (!direct)
+		file = fd_to_file(task, a->fd, false);
 	if (ci && ci->file == (__u64)file) {
 		/* Same open file as when the entry was made: the cached sock is
 		 * still the one behind this fd. */
 		sk = (struct sock *)ci->sk;
 	} else {
-		sk = file_to_tcp_sock(file);
+		sk = file_to_tcp_sock(file, direct);
 		if (!sk) {
 			if (ci) /* the fd now names something else (dup2) */
 				bpf_map_delete_elem(&conn_info_map, &key);
@@ -379,13 +431,20 @@ static __always_inline int data_exit(const struct data_call *a, long ret)
 
 	/* Stream position of the first byte: the counter has already moved past
 	 * the bytes this call transferred (unless they were only peeked at). */
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 seq = 0;
 
-	if (a->dir == REDMAP_DIR_EGRESS)
-		bpf_core_read(&seq, sizeof(seq), &tp->write_seq);
-	else
-		bpf_core_read(&seq, sizeof(seq), &tp->copied_seq);
+	if (direct) {
+		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+
+		seq = a->dir == REDMAP_DIR_EGRESS ? tp->write_seq : tp->copied_seq;
+	} else {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+		if (a->dir == REDMAP_DIR_EGRESS)
+			bpf_core_read(&seq, sizeof(seq), &tp->write_seq);
+		else
+			bpf_core_read(&seq, sizeof(seq), &tp->copied_seq);
+	}
 	if (!a->peek)
 		seq -= (__u32)ret;
 
@@ -417,7 +476,7 @@ static __always_inline int data_exit(const struct data_call *a, long ret)
 	ev->type = REDMAP_EVENT_DATA;
 	ev->direction = a->dir;
 	ev->tgid = tgid;
-	ev->tid = (__u32)pid_tgid;
+	ev->tid = task->pid;
 	ev->fd = a->fd;
 	ev->protocol = ci->protocol;
 	ev->conn_start_ns = ci->start_ns;
@@ -443,10 +502,10 @@ static __always_inline int data_exit(const struct data_call *a, long ret)
 	return 0;
 }
 
-static __always_inline void track_new_socket(__s32 fd, __u16 role)
+static __always_inline void track_new_socket(__s32 fd, __u16 role, const bool direct)
 {
-	struct file *file = fd_to_file(fd);
-	struct sock *sk = file_to_tcp_sock(file);
+	struct file *file = fd_to_file(bpf_get_current_task_btf(), fd, direct);
+	struct sock *sk = file_to_tcp_sock(file, direct);
 
 	if (!sk)
 		return;
@@ -487,7 +546,8 @@ static __always_inline int is_self(void)
  * are the first four arguments, ret the return value. The number is looked
  * at before anything else: most syscalls are none of these and return
  * without a helper call. */
-static __always_inline int on_sys_exit(long id, __u64 a0, __u64 a1, __u64 a2, __u64 a3, long ret)
+static __always_inline int on_sys_exit(long id, __u64 a0, __u64 a1, __u64 a2, __u64 a3, long ret,
+				       const bool direct)
 {
 	struct data_call c = {};
 
@@ -539,12 +599,12 @@ static __always_inline int on_sys_exit(long id, __u64 a0, __u64 a1, __u64 a2, __
 		break;
 	case REDMAP_NR_connect:
 		if ((ret == 0 || ret == -EINPROGRESS) && !is_self())
-			track_new_socket((__s32)a0, REDMAP_ROLE_CLIENT);
+			track_new_socket((__s32)a0, REDMAP_ROLE_CLIENT, direct);
 		return 0;
 	case REDMAP_NR_accept:
 	case REDMAP_NR_accept4:
 		if (ret >= 0 && !is_self())
-			track_new_socket((__s32)ret, REDMAP_ROLE_SERVER);
+			track_new_socket((__s32)ret, REDMAP_ROLE_SERVER, direct);
 		return 0;
 	case REDMAP_NR_close:
 		/* The fd is released even when close reports an error, except EBADF. */
@@ -554,14 +614,23 @@ static __always_inline int on_sys_exit(long id, __u64 a0, __u64 a1, __u64 a2, __
 	default:
 		return 0;
 	}
-	return data_exit(&c, ret);
+	return data_exit(&c, ret, direct);
 }
 
-/* Preferred: a BTF-typed raw tracepoint, pt_regs fields are direct loads. */
+/* Preferred: a BTF-typed raw tracepoint, pt_regs fields are direct loads,
+ * and so are the fd table slot and the stream position. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(regs->orig_ax, regs->di, regs->si, regs->dx, regs->r10, ret);
+	return on_sys_exit(regs->orig_ax, regs->di, regs->si, regs->dx, regs->r10, ret, true);
+}
+
+/* The same where bpf_rdonly_cast is missing (kernels before 6.2): those two
+ * reads are helper calls. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_compat, struct pt_regs *regs, long ret)
+{
+	return on_sys_exit(regs->orig_ax, regs->di, regs->si, regs->dx, regs->r10, ret, false);
 }
 
 /* Fallback for kernels without BTF tracepoints: same logic, pt_regs read
@@ -573,5 +642,5 @@ int sys_exit_raw(struct bpf_raw_tracepoint_args *ctx)
 
 	return on_sys_exit(BPF_CORE_READ(regs, orig_ax), BPF_CORE_READ(regs, di),
 			   BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx), BPF_CORE_READ(regs, r10),
-			   (long)ctx->args[1]);
+			   (long)ctx->args[1], false);
 }

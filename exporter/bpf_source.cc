@@ -1,6 +1,7 @@
 #include "exporter/bpf_source.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
@@ -31,6 +32,18 @@ uint64_t MonotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
 }
 
+// Whether the kernel has the bpf_rdonly_cast kfunc (6.2+), which the
+// preferred sys_exit program uses for its per-event reads. Asked of the
+// kernel's BTF rather than learnt from a failed load (whose verifier log
+// would fill the start-up output on every older kernel).
+bool KernelHasRdonlyCast() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  const bool found = btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) >= 0;
+  btf__free(vmlinux);
+  return found;
+}
+
 // libbpf talks through a process-wide callback; keep warnings and errors
 // (verifier logs on load failure), drop debug chatter.
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
@@ -56,10 +69,18 @@ class BpfSource::Impl {
     options_ = options;
     libbpf_set_print(LibbpfPrint);
     // The BTF-typed tracepoint is cheaper; kernels without it get the raw
-    // tracepoint twin of the same program.
-    absl::Status btf = options.force_raw_tracepoint
-                           ? absl::UnavailableError("raw_tracepoint forced by the caller")
-                           : OpenAndLoad(/*use_btf=*/true);
+    // tracepoint twin of the same program. Of the two tp_btf copies, the one
+    // with direct loads needs bpf_rdonly_cast; before 6.2 the one with helper
+    // reads serves (logged, but not a probe failure: a supported kernel).
+    absl::Status btf = absl::UnavailableError("raw_tracepoint forced by the caller");
+    if (!options.force_raw_tracepoint) {
+      const bool direct = !options.force_helper_reads && KernelHasRdonlyCast();
+      if (!direct && !options.force_helper_reads) {
+        fprintf(stderr, "redmap: kernel lacks bpf_rdonly_cast (before 6.2); sys_exit_compat reads "
+                        "kernel memory with helper calls\n");
+      }
+      btf = OpenAndLoad(direct ? Variant::kDirect : Variant::kCompat);
+    }
     if (btf.ok()) return Attach();
     fprintf(stderr, "redmap: tp_btf/sys_exit unavailable (%s); using raw_tracepoint/sys_exit\n",
             std::string(btf.message()).c_str());
@@ -70,12 +91,16 @@ class BpfSource::Impl {
     }
     if (skel_ != nullptr) socket_trace__destroy(skel_);
     skel_ = nullptr;
-    absl::Status raw = OpenAndLoad(/*use_btf=*/false);
+    absl::Status raw = OpenAndLoad(Variant::kRaw);
     if (!raw.ok()) return raw;
     return Attach();
   }
 
-  absl::Status OpenAndLoad(bool use_btf) {
+  // The sys_exit program copies in socket_trace.bpf.c, best first.
+  enum class Variant { kDirect, kCompat, kRaw };
+
+  absl::Status OpenAndLoad(Variant variant) {
+    const bool use_btf = variant != Variant::kRaw;
     const BpfSourceOptions& options = options_;
     // 1. Open: parse the embedded object, nothing in the kernel yet.
     skel_ = socket_trace__open();
@@ -128,10 +153,11 @@ class BpfSource::Impl {
                                               ErrnoText(-err)));
     }
 
-    // 3. Exactly one of the two program variants is loaded. The TCP health
+    // 3. Exactly one of the sys_exit program copies is loaded. The TCP health
     // programs are tp_btf only: without BTF tracepoints they stay out (and
     // redmap_probe_up says so).
-    bpf_program__set_autoload(skel_->progs.sys_exit_btf, use_btf);
+    bpf_program__set_autoload(skel_->progs.sys_exit_btf, variant == Variant::kDirect);
+    bpf_program__set_autoload(skel_->progs.sys_exit_compat, variant == Variant::kCompat);
     bpf_program__set_autoload(skel_->progs.sys_exit_raw, !use_btf);
     for (bpf_program* p : TcpPrograms()) {
       bpf_program__set_autoload(p, use_btf && options.network.enabled);

@@ -26,6 +26,9 @@ struct BpfSourceOptions {
   uint16_t self_debug_port = 0;  // nor to/from this one (the debug listener)
   // Load the raw_tracepoint fallback even where tp_btf works (tests).
   bool force_raw_tracepoint = false;
+  // Load sys_exit_compat, the tp_btf copy for kernels without bpf_rdonly_cast,
+  // even where that kfunc exists (tests).
+  bool force_helper_reads = false;
 };
 
 class BpfSource : public Source {

@@ -77,7 +77,7 @@ proc_cpu_seconds() {  # utime + stime of a pid, seconds
 bpf_run_ns() {
   bpftool prog show -j | python3 -c '
 import json, sys
-names = {"sys_exit_btf", "sys_exit_raw", "tcp_state", "tcp_retransmit",
+names = {"sys_exit_btf", "sys_exit_compat", "sys_exit_raw", "tcp_state", "tcp_retransmit",
          "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset",
          "tcp_zero_window", "tcp_destroy"}
 t = {}

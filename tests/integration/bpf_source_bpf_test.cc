@@ -48,9 +48,21 @@ class RecordingSink : public EventSink {
   std::vector<CloseEvent> closes;
 };
 
-// Both program variants: tp_btf/sys_exit (preferred) and the
-// raw_tracepoint/sys_exit fallback for kernels without BTF tracepoints.
-class BpfSourceVariantTest : public ::testing::TestWithParam<bool> {};
+// Every copy of the sys_exit program: tp_btf with direct loads (preferred),
+// tp_btf with helper reads (kernels without bpf_rdonly_cast) and the
+// raw_tracepoint fallback for kernels without BTF tracepoints.
+enum class SysExitVariant { kDirect, kHelperReads, kRaw };
+
+const char* ProbeName(SysExitVariant v) {
+  switch (v) {
+    case SysExitVariant::kDirect: return "sys_exit_btf";
+    case SysExitVariant::kHelperReads: return "sys_exit_compat";
+    case SysExitVariant::kRaw: return "sys_exit_raw";
+  }
+  return "";
+}
+
+class BpfSourceVariantTest : public ::testing::TestWithParam<SysExitVariant> {};
 
 TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   TempDir dir;
@@ -64,7 +76,8 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   SelfMetrics self;
   BpfSourceOptions options;
   options.self_tgid = getpid();
-  options.force_raw_tracepoint = GetParam();
+  options.force_raw_tracepoint = GetParam() == SysExitVariant::kRaw;
+  options.force_helper_reads = GetParam() == SysExitVariant::kHelperReads;
   auto source = BpfSource::Create(options, &self);
   ASSERT_THAT(source, testing::IsOk());
   RecordingSink sink;
@@ -131,7 +144,7 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   for (const auto& f : probes) {
     if (f.name != "redmap_probe_up") continue;
     for (const auto& m : f.metric) {
-      if (m.label[0].value == (GetParam() ? "sys_exit_raw" : "sys_exit_btf")) {
+      if (m.label[0].value == ProbeName(GetParam())) {
         found = true;
         EXPECT_EQ(m.gauge.value, 1);
       }
@@ -147,8 +160,17 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   EXPECT_EQ(fill[0].capacity, options.capture.max_connections);
 }
 
-INSTANTIATE_TEST_SUITE_P(Programs, BpfSourceVariantTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "RawTracepoint" : "TpBtf"; });
+INSTANTIATE_TEST_SUITE_P(Programs, BpfSourceVariantTest,
+                         ::testing::Values(SysExitVariant::kDirect, SysExitVariant::kHelperReads,
+                                           SysExitVariant::kRaw),
+                         [](const auto& info) -> std::string {
+                           switch (info.param) {
+                             case SysExitVariant::kDirect: return "TpBtf";
+                             case SysExitVariant::kHelperReads: return "TpBtfHelperReads";
+                             case SysExitVariant::kRaw: return "RawTracepoint";
+                           }
+                           return "";
+                         });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {
   const int port = FreePort();

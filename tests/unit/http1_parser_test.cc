@@ -106,6 +106,40 @@ TEST(Http1ParserTest, EveryPrefixOfARealHeadNeedsMoreData) {
   }
 }
 
+// Header names are scanned 16 bytes at a time where 16 are left: every byte
+// value at every place of a long name must still decide as the tchar rule
+// says (RFC 9110: a name is one or more of !#$%&'*+-.^_`|~, digits, letters).
+TEST(Http1ParserTest, EveryByteAtEveryPlaceOfAHeaderNameIsJudgedByTheTokenRule) {
+  const std::string tchar_extras = "!#$%&'*+-.^_`|~";
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    const bool tchar = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                       (c >= 'A' && c <= 'Z') || tchar_extras.find(c) != std::string::npos;
+    for (size_t at = 0; at < 24; ++at) {
+      std::string name = "X-Long-Header-Name-Abcdef";  // 25 bytes
+      name[at] = c;
+      const std::string head = "GET / HTTP/1.1\r\n" + name + ": v\r\nContent-Length: 7\r\n\r\n";
+      Head h;
+      size_t consumed = 0;
+      const ParseState st = ParseHead(head, true, &h, &consumed);
+      if (tchar) {
+        ASSERT_EQ(st, ParseState::kSuccess) << "byte " << b << " at " << at;
+        EXPECT_EQ(h.content_length, 7u);
+        EXPECT_EQ(consumed, head.size());
+      } else if (c == ':' && at > 0) {
+        // The name ends early; the rest of it is the value.
+        ASSERT_EQ(st, ParseState::kSuccess) << "byte " << b << " at " << at;
+      } else if (c == '\n' && at == 0) {
+        EXPECT_EQ(st, ParseState::kSuccess) << "a bare LF ends the head";  // blank line
+      } else if ((c == ' ' || c == '\t') && at == 0) {
+        EXPECT_EQ(st, ParseState::kSuccess) << "obs-fold: a continuation line";
+      } else {
+        EXPECT_EQ(st, ParseState::kInvalid) << "byte " << b << " at " << at;
+      }
+    }
+  }
+}
+
 TEST(Http1ParserTest, GarbageIsInvalidAtItsFirstWrongByte) {
   // Each is a valid prefix up to its last byte, which makes it invalid: the
   // parser must not wait for more.

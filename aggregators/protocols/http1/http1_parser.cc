@@ -1,5 +1,7 @@
 #include "aggregators/protocols/http1/http1_parser.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <array>
 
@@ -25,6 +27,45 @@ bool IsTokenChar(char c) { return kTokenChars[static_cast<unsigned char>(c)]; }
 bool IsMethodChar(char c) { return IsUpper(c) || c == '-' || c == '_'; }
 // Visible ASCII and obs-text: what a request-target may hold on the wire.
 bool IsTargetChar(char c) { return static_cast<unsigned char>(c) > ' ' && c != 0x7f; }
+
+// Header lines are short: the name and the line end are found 16 bytes at a
+// time (SSE2, part of x86-64) where 16 bytes are left, instead of a table
+// lookup per byte and a memchr call per line (together ~30 % of parsing).
+__m128i Load16(const char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// The end of the token starting at buf[i]: its first byte that is not a
+// tchar (or buf.size()).
+size_t TokenEnd(std::string_view buf, size_t i) {
+  const size_t n = buf.size();
+  if (i + 16 <= n) {
+    // Letters, digits and '-' (nearly every header name) by range compares;
+    // the first other byte, often the colon, goes to the table below.
+    const __m128i c = Load16(buf.data() + i);
+    const __m128i lower = _mm_or_si128(c, _mm_set1_epi8(0x20));
+    const __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                        _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(c, _mm_set1_epi8('0' - 1)),
+                                        _mm_cmplt_epi8(c, _mm_set1_epi8('9' + 1)));
+    const __m128i dash = _mm_cmpeq_epi8(c, _mm_set1_epi8('-'));
+    const unsigned good = static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(alpha, digit), dash)));
+    i += good == 0xffff ? 16 : static_cast<size_t>(__builtin_ctz(~good));
+  }
+  while (i < n && IsTokenChar(buf[i])) ++i;
+  return i;
+}
+
+// The offset of the first '\n' at or after buf[i], or npos.
+size_t FindNewline(std::string_view buf, size_t i) {
+  const size_t n = buf.size();
+  const __m128i newline = _mm_set1_epi8('\n');
+  for (int k = 0; k < 4 && i + 16 <= n; ++k, i += 16) {
+    const unsigned m =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(Load16(buf.data() + i), newline)));
+    if (m != 0) return i + static_cast<size_t>(__builtin_ctz(m));
+  }
+  return buf.find('\n', i);
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view lower) {
   if (a.size() != lower.size()) return false;
@@ -187,9 +228,14 @@ ParseState ParseStartLine(std::string_view buf, bool is_request, Head* head, siz
 }
 
 ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* consumed) {
-  Head h;
+  // Filled in place: a local Head copied out at the end stalled on store
+  // forwarding (its fields written piecewise, read back 16 bytes at a time),
+  // ~15 % of this function live.
+  Head& h = *head;
+  h = Head{};
+  h.is_request = is_request;
   size_t i = 0;
-  ParseState st = ParseStartLine(buf, is_request, &h, &i);
+  ParseState st = is_request ? ScanRequestLine(buf, &h, &i) : ScanStatusLine(buf, &h, &i);
   if (st != ParseState::kSuccess) return st;
   const size_t n = buf.size();
   while (true) {
@@ -200,7 +246,6 @@ ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* 
       if (st == ParseState::kNeedsMoreData) return NeedMore(n);
       if (st != ParseState::kSuccess) return st;
       if (end > kMaxHeadBytes) return ParseState::kInvalid;
-      *head = h;
       *consumed = end;
       return ParseState::kSuccess;
     }
@@ -208,11 +253,8 @@ ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* 
     // line end is searched for from the colon on (no colon, an empty name
     // or any other byte first: invalid once the line is complete).
     const bool fold = buf[i] == ' ' || buf[i] == '\t';  // obs-fold continuation
-    size_t colon = i;
-    if (!fold) {
-      while (colon < n && IsTokenChar(buf[colon])) ++colon;
-    }
-    const size_t eol = buf.find('\n', colon);
+    const size_t colon = fold ? i : TokenEnd(buf, i);
+    const size_t eol = FindNewline(buf, colon);
     if (eol == std::string_view::npos) return NeedMore(n);
     if (eol >= kMaxHeadBytes || ++h.headers > kMaxHeaders) return ParseState::kInvalid;
     const size_t line_start = i;

@@ -44,7 +44,8 @@ struct Head {
 
 // Parses a message head at the start of buf. On kSuccess, *consumed is the
 // head's length including the blank line. kNeedsMoreData also means "so far
-// so good": the bytes seen are a valid prefix of a head.
+// so good": the bytes seen are a valid prefix of a head. *head is filled
+// in place: unspecified unless kSuccess.
 ParseState ParseHead(std::string_view buf, bool is_request, Head* head, size_t* consumed);
 
 // Only the start line ("GET /x HTTP/1.1" / "HTTP/1.1 200 OK"), for heads

@@ -264,21 +264,14 @@ class BpfSource::Impl {
       // Everything older than the start of this read is in some ring by
       // now; newer records wait a round (see record_merger.h).
       const uint64_t read_start = MonotonicNs();
-      round_bytes_ = 0;
       ring_buffer__consume(rb_);
       Deliver(read_start > kHoldBackNs ? read_start - kHoldBackNs : 0);
       if (tick_) tick_(MonotonicNs());
       // Under steady traffic a ring always has data and poll returns at
       // once: pace the rounds so that each one handles a batch, not a few
-      // records (each round sorts and carries over what it holds back, and
-      // every round is a wakeup that takes a CPU from the traced programs).
-      // Shorter while the rings fill fast: after a round that brought in
-      // an eighth of one CPU's ring (on many-CPU machines each ring is
-      // small), the next comes after 1 ms, so the longer pace never costs a
-      // kernel drop the old one would not have.
-      const uint64_t pace = round_bytes_ < per_cpu_ring_bytes_ / 8 ? kMinRoundNs : kBusyRoundNs;
+      // records (each round sorts and carries over what it holds back).
       const uint64_t spent = MonotonicNs() - round_start;
-      if (spent < pace) usleep(static_cast<useconds_t>((pace - spent) / 1000));
+      if (spent < kMinRoundNs) usleep(static_cast<useconds_t>((kMinRoundNs - spent) / 1000));
     }
     ring_buffer__consume(rb_);
     Deliver(std::numeric_limits<uint64_t>::max());
@@ -323,9 +316,7 @@ class BpfSource::Impl {
 
  private:
   static int OnRecord(void* ctx, void* data, size_t size) {
-    Impl* self = static_cast<Impl*>(ctx);
-    self->round_bytes_ += size;
-    self->merger_.Add(data, size);
+    static_cast<Impl*>(ctx)->merger_.Add(data, size);
     return 0;
   }
 
@@ -338,11 +329,7 @@ class BpfSource::Impl {
   // Records younger than this at the start of a read are held back a round.
   // (An event is in its ring microseconds after its timestamp.)
   static constexpr uint64_t kHoldBackNs = 250 * 1000;
-  // Measured on nginx + wrk (tests/bench/results/overhead.txt): 5 ms rounds
-  // instead of 1 ms cut the exporter's CPU per request by ~10 % and the
-  // BPF program's by ~5 % (fewer wakeups, fewer ring lines bouncing).
-  static constexpr uint64_t kMinRoundNs = 5000 * 1000;
-  static constexpr uint64_t kBusyRoundNs = 1000 * 1000;
+  static constexpr uint64_t kMinRoundNs = 1000 * 1000;
 
   // The per-CPU counters (all zero if the map cannot be read).
   std::vector<redmap_stats> ReadStats() const {
@@ -385,7 +372,6 @@ class BpfSource::Impl {
   std::function<void(uint64_t)> tick_;
   int num_cpus_ = 1;
   uint32_t per_cpu_ring_bytes_ = 0;
-  uint64_t round_bytes_ = 0;  // bytes read from the rings in the current round
   std::vector<int> cpu_rings_;  // ring map fds, by CPU
   RecordMerger merger_;
 };

@@ -30,8 +30,8 @@
  * TCP network health (tcp_health.bpf.h) is part of this object: accept()
  * is where a passively opened connection learns its owner.
  *
- * Kernel memory on the per-event path (the fd table slot, write_seq or
- * copied_seq) is read with plain loads through bpf_rdonly_cast (a kfunc,
+ * Kernel memory on the per-event path (the fd table slot, the file and
+ * socket checks, write_seq or copied_seq) is read with plain loads through bpf_rdonly_cast (a kfunc,
  * kernel 6.2+) rather than bpf_probe_read_kernel calls. Two copies of the
  * program are built from this file: sys_exit_btf with those loads and
  * sys_exit_compat with helper reads, which the loader falls back to where the
@@ -195,9 +195,15 @@ static __always_inline struct file *fd_to_file(struct task_struct *task, __s32 f
 	return file;
 }
 
-/* file -> its TCP sock, or NULL for anything else. Every read and write of
- * a regular file or pipe on the node comes this way once, so the direct
- * variant matters beyond sockets. */
+/* Whether a file (not NULL) is a socket, by direct loads. */
+static __always_inline bool file_is_socket(struct file *file)
+{
+	struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+
+	return (f->f_inode->i_mode & S_IFMT) == S_IFSOCK;
+}
+
+/* file -> its TCP sock, or NULL for anything else. */
 static __always_inline struct sock *file_to_tcp_sock(struct file *file, const bool direct)
 {
 	struct socket *sock;
@@ -206,11 +212,11 @@ static __always_inline struct sock *file_to_tcp_sock(struct file *file, const bo
 	if (!file)
 		return NULL;
 	if (direct) {
-		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
-
-		if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		if (!file_is_socket(file))
 			return NULL;
-		sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
+		sock = bpf_rdonly_cast(((struct file *)bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file)))
+					       ->private_data,
+				       bpf_core_type_id_kernel(struct socket));
 		if (!sock)
 			return NULL;
 		sk = sock->sk;
@@ -399,10 +405,10 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 		return 0;
 	if (direct) {
 		/* With direct loads the file type costs less than the map
-		 * lookup: regular files and pipes leave before it. */
+		 * lookup: every read and write of a regular file or pipe on
+		 * the node leaves before it. */
 		file = fd_to_file(task, a->fd, true);
-		if (!file || (((struct file *)bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file)))
-				      ->f_inode->i_mode & S_IFMT) != S_IFSOCK)
+		if (!file || !file_is_socket(file))
 			return 0;
 	}
 	ci = bpf_map_lookup_elem(&conn_info_map, &key);
@@ -625,7 +631,7 @@ int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
 	return on_sys_exit(regs->orig_ax, regs->di, regs->si, regs->dx, regs->r10, ret, true);
 }
 
-/* The same where bpf_rdonly_cast is missing (kernels before 6.2): those two
+/* The same where bpf_rdonly_cast is missing (kernels before 6.2): those
  * reads are helper calls. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit_compat, struct pt_regs *regs, long ret)

@@ -74,12 +74,16 @@ class BpfSource::Impl {
     // reads serves (logged, but not a probe failure: a supported kernel).
     absl::Status btf = absl::UnavailableError("raw_tracepoint forced by the caller");
     if (!options.force_raw_tracepoint) {
-      const bool direct = !options.force_helper_reads && KernelHasRdonlyCast();
-      if (!direct && !options.force_helper_reads) {
-        fprintf(stderr, "redmap: kernel lacks bpf_rdonly_cast (before 6.2); sys_exit_compat reads "
-                        "kernel memory with helper calls\n");
+      Variant variant = Variant::kCompat;
+      if (!options.force_helper_reads) {
+        if (KernelHasRdonlyCast()) {
+          variant = Variant::kDirect;
+        } else {
+          fprintf(stderr, "redmap: kernel lacks bpf_rdonly_cast (before 6.2); sys_exit_compat "
+                          "reads kernel memory with helper calls\n");
+        }
       }
-      btf = OpenAndLoad(direct ? Variant::kDirect : Variant::kCompat);
+      btf = OpenAndLoad(variant);
     }
     if (btf.ok()) return Attach();
     fprintf(stderr, "redmap: tp_btf/sys_exit unavailable (%s); using raw_tracepoint/sys_exit\n",

@@ -51,16 +51,12 @@ class RecordingSink : public EventSink {
 // Every copy of the sys_exit program: tp_btf with direct loads (preferred),
 // tp_btf with helper reads (kernels without bpf_rdonly_cast) and the
 // raw_tracepoint fallback for kernels without BTF tracepoints.
-enum class SysExitVariant { kDirect, kHelperReads, kRaw };
-
-const char* ProbeName(SysExitVariant v) {
-  switch (v) {
-    case SysExitVariant::kDirect: return "sys_exit_btf";
-    case SysExitVariant::kHelperReads: return "sys_exit_compat";
-    case SysExitVariant::kRaw: return "sys_exit_raw";
-  }
-  return "";
-}
+struct SysExitVariant {
+  const char* name;   // of the test
+  const char* probe;  // the program, as redmap_probe_up names it
+  bool force_raw_tracepoint;
+  bool force_helper_reads;
+};
 
 class BpfSourceVariantTest : public ::testing::TestWithParam<SysExitVariant> {};
 
@@ -76,8 +72,8 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   SelfMetrics self;
   BpfSourceOptions options;
   options.self_tgid = getpid();
-  options.force_raw_tracepoint = GetParam() == SysExitVariant::kRaw;
-  options.force_helper_reads = GetParam() == SysExitVariant::kHelperReads;
+  options.force_raw_tracepoint = GetParam().force_raw_tracepoint;
+  options.force_helper_reads = GetParam().force_helper_reads;
   auto source = BpfSource::Create(options, &self);
   ASSERT_THAT(source, testing::IsOk());
   RecordingSink sink;
@@ -144,7 +140,7 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   for (const auto& f : probes) {
     if (f.name != "redmap_probe_up") continue;
     for (const auto& m : f.metric) {
-      if (m.label[0].value == ProbeName(GetParam())) {
+      if (m.label[0].value == GetParam().probe) {
         found = true;
         EXPECT_EQ(m.gauge.value, 1);
       }
@@ -160,17 +156,12 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   EXPECT_EQ(fill[0].capacity, options.capture.max_connections);
 }
 
-INSTANTIATE_TEST_SUITE_P(Programs, BpfSourceVariantTest,
-                         ::testing::Values(SysExitVariant::kDirect, SysExitVariant::kHelperReads,
-                                           SysExitVariant::kRaw),
-                         [](const auto& info) -> std::string {
-                           switch (info.param) {
-                             case SysExitVariant::kDirect: return "TpBtf";
-                             case SysExitVariant::kHelperReads: return "TpBtfHelperReads";
-                             case SysExitVariant::kRaw: return "RawTracepoint";
-                           }
-                           return "";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Programs, BpfSourceVariantTest,
+    ::testing::Values(SysExitVariant{"TpBtf", "sys_exit_btf", false, false},
+                      SysExitVariant{"TpBtfHelperReads", "sys_exit_compat", false, true},
+                      SysExitVariant{"RawTracepoint", "sys_exit_raw", true, false}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {
   const int port = FreePort();

@@ -21,6 +21,7 @@
 #include "aggregators/sources/record_merger.h"
 #include "bpf/socket_trace.h"
 #include "bpf/tcp_health.h"
+#include "exporter/ring_reader.h"
 #include "socket_trace.skel.h"
 
 namespace redmap {
@@ -58,7 +59,6 @@ std::string ErrnoText(int err) { return absl::StrCat(std::strerror(err), " (errn
 class BpfSource::Impl {
  public:
   ~Impl() {
-    if (rb_ != nullptr) ring_buffer__free(rb_);
     for (bpf_link* link : links_) bpf_link__destroy(link);
     if (skel_ != nullptr) socket_trace__destroy(skel_);
     for (int fd : cpu_rings_) close(fd);
@@ -228,19 +228,14 @@ class BpfSource::Impl {
 
   absl::Status OpenRing() {
     // 6. Ring buffer consumer: one epoll set over every CPU's ring and the
-    // TCP ring.
-    rb_ = ring_buffer__new(cpu_rings_.at(0), &Impl::OnRecord, this, nullptr);
-    if (rb_ == nullptr) {
-      return absl::InternalError(absl::StrCat("cannot open ring buffer: ", ErrnoText(errno)));
-    }
-    for (size_t i = 1; i < cpu_rings_.size(); ++i) {
-      if (int err = ring_buffer__add(rb_, cpu_rings_[i], &Impl::OnRecord, this); err != 0) {
-        return absl::InternalError(absl::StrCat("cannot open ring buffer: ", ErrnoText(-err)));
+    // TCP ring, read in place (ring_reader.h).
+    for (int fd : cpu_rings_) {
+      if (absl::Status s = rings_.Add(fd); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("cannot open ring buffer: ", s.message()));
       }
     }
-    if (int err = ring_buffer__add(rb_, bpf_map__fd(skel_->maps.tcp_events), &Impl::OnRecord, this);
-        err != 0) {
-      return absl::InternalError(absl::StrCat("cannot open TCP ring buffer: ", ErrnoText(-err)));
+    if (absl::Status s = rings_.Add(bpf_map__fd(skel_->maps.tcp_events)); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("cannot open TCP ring buffer: ", s.message()));
     }
     return absl::OkStatus();
   }
@@ -261,23 +256,20 @@ class BpfSource::Impl {
       // otherwise the timeout drains whatever queued up (events carry kernel
       // timestamps, so batching delays nothing that is measured). Records held back by
       // the merger go out after a short wait, not a whole poll interval.
-      int n = ring_buffer__poll(rb_, merger_.buffered_records() > 0 ? 1 : timeout_ms);
-      if (n < 0 && n != -EINTR) {
-        return absl::InternalError(absl::StrCat("ring buffer poll failed: ", ErrnoText(-n)));
+      if (absl::StatusOr<int> n = rings_.Wait(merger_.held_back() > 0 ? 1 : timeout_ms); !n.ok()) {
+        return n.status();
       }
       // Everything older than the start of this read is in some ring by
       // now; newer records wait a round (see record_merger.h).
       const uint64_t read_start = MonotonicNs();
-      ring_buffer__consume(rb_);
       Deliver(read_start > kHoldBackNs ? read_start - kHoldBackNs : 0);
       if (tick_) tick_(MonotonicNs());
       // Under steady traffic a ring always has data and poll returns at
       // once: pace the rounds so that each one handles a batch, not a few
-      // records (each round sorts and carries over what it holds back).
+      // records (each round sorts, and reads again what it held back).
       const uint64_t spent = MonotonicNs() - round_start;
       if (spent < kMinRoundNs) usleep(static_cast<useconds_t>((kMinRoundNs - spent) / 1000));
     }
-    ring_buffer__consume(rb_);
     Deliver(std::numeric_limits<uint64_t>::max());
     sink_ = nullptr;
     return absl::OkStatus();
@@ -319,15 +311,13 @@ class BpfSource::Impl {
   void SetTick(std::function<void(uint64_t)> tick) { tick_ = std::move(tick); }
 
  private:
-  static int OnRecord(void* ctx, void* data, size_t size) {
-    static_cast<Impl*>(ctx)->merger_.Add(data, size);
-    return 0;
-  }
-
+  // Hands every ring's records older than cutoff_ns to the sink, in time
+  // order, and frees their place in the rings.
   void Deliver(uint64_t cutoff_ns) {
-    if (size_t rejected = merger_.Deliver(cutoff_ns, sink_); rejected > 0) {
-      self_->AddDropped(DropReason::kDecodeError, rejected);
-    }
+    rings_.Note(&merger_);
+    const size_t rejected = merger_.Deliver(cutoff_ns, sink_);
+    rings_.Consume(merger_);
+    if (rejected > 0) self_->AddDropped(DropReason::kDecodeError, rejected);
   }
 
   // Records younger than this at the start of a read are held back a round.
@@ -371,13 +361,13 @@ class BpfSource::Impl {
   SelfMetrics* self_ = nullptr;
   socket_trace* skel_ = nullptr;
   std::vector<bpf_link*> links_;
-  ring_buffer* rb_ = nullptr;
   EventSink* sink_ = nullptr;
   std::function<void(uint64_t)> tick_;
   int num_cpus_ = 1;
   uint32_t per_cpu_ring_bytes_ = 0;
   std::vector<int> cpu_rings_;  // ring map fds, by CPU
   RecordMerger merger_;
+  RingReader rings_;
 };
 
 BpfSource::BpfSource() : impl_(std::make_unique<Impl>()) {}

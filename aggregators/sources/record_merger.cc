@@ -1,31 +1,22 @@
 #include "aggregators/sources/record_merger.h"
 
 #include <algorithm>
-#include <cstring>
 #include <iterator>
 #include <limits>
 
 namespace redmap {
 
-RecordMerger::RecordMerger(size_t max_buffered_bytes) : max_buffered_bytes_(max_buffered_bytes) {}
-
-void RecordMerger::Add(const void* data, size_t size) {
+void RecordMerger::Add(uint32_t ring, const void* data, size_t size) {
   uint64_t ts;
   // Untimed (malformed) records sort first: they are rejected anyway.
   if (!RecordTimestamp(data, size, &ts)) ts = 0;
-  const size_t offset = arena_.size();
-  arena_.resize(offset + size);
-  if (size > 0) std::memcpy(arena_.data() + offset, data, size);
-  // Each ring is read in its own time order: a record older than the one
-  // before it starts the next ring's run (or a nested program's record).
-  if (!index_.empty() && ts < index_.back().ts) run_starts_.push_back(index_.size());
-  index_.push_back({ts, seq_++, offset, size});
+  index_.push_back({ts, seq_++, static_cast<const uint8_t*>(data), size, ring});
 }
 
 // Puts index_ in (ts, seq) order. It holds a few runs already in that
-// order (the held-back records, then one per ring read): merging them is
-// linear, where a sort of every record per round was a visible part of
-// the exporter's CPU. Many runs (rings that were not in order) get a sort.
+// order (one per ring read): merging them is linear, where a sort of every
+// record per round was a visible part of the exporter's CPU. Many runs
+// (rings that were not in order) get a sort.
 void RecordMerger::Order() {
   auto before = [](const Entry& a, const Entry& b) {
     return a.ts != b.ts ? a.ts < b.ts : a.seq < b.seq;
@@ -52,32 +43,37 @@ void RecordMerger::Order() {
 }
 
 size_t RecordMerger::Deliver(uint64_t cutoff_ns, EventSink* sink) {
+  std::fill(delivered_.begin(), delivered_.end(), 0);
+  std::fill(cut_.begin(), cut_.end(), 0);
+  held_back_ = 0;
   if (index_.empty()) return 0;
-  if (arena_.size() > max_buffered_bytes_) cutoff_ns = std::numeric_limits<uint64_t>::max();
+  // Each ring's prefix before its first record at or after the cutoff,
+  // kept in arrival order; where the kept records step back in time, the
+  // next ring's run (or a preempted program's record) starts.
+  const bool all = cutoff_ns == std::numeric_limits<uint64_t>::max();
+  size_t kept = 0;
+  for (size_t i = 0; i < index_.size(); ++i) {
+    const Entry& e = index_[i];
+    if (e.ring >= cut_.size()) {
+      cut_.resize(e.ring + 1, 0);
+      delivered_.resize(e.ring + 1, 0);
+    }
+    if (cut_[e.ring] || (!all && e.ts >= cutoff_ns)) {
+      cut_[e.ring] = 1;
+      ++held_back_;
+      continue;
+    }
+    if (kept > 0 && e.ts < index_[kept - 1].ts) run_starts_.push_back(kept);
+    index_[kept++] = e;
+  }
+  index_.resize(kept);
   Order();
   size_t rejected = 0;
-  size_t i = 0;
-  for (; i < index_.size() && (index_[i].ts < cutoff_ns ||
-                               cutoff_ns == std::numeric_limits<uint64_t>::max());
-       ++i) {
-    const Entry& e = index_[i];
-    if (DecodeRecord(arena_.data() + e.offset, e.size, sink) == DecodeResult::kInvalid) {
-      ++rejected;
-    }
+  for (const Entry& e : index_) {
+    ++delivered_[e.ring];
+    if (DecodeRecord(e.data, e.size, sink) == DecodeResult::kInvalid) ++rejected;
   }
-  // Keep the held-back tail, compacted.
-  next_arena_.clear();
-  next_index_.clear();
-  for (; i < index_.size(); ++i) {
-    Entry e = index_[i];
-    const size_t offset = next_arena_.size();
-    next_arena_.insert(next_arena_.end(), arena_.begin() + static_cast<ptrdiff_t>(e.offset),
-                       arena_.begin() + static_cast<ptrdiff_t>(e.offset + e.size));
-    e.offset = offset;
-    next_index_.push_back(e);
-  }
-  arena_.swap(next_arena_);
-  index_.swap(next_index_);
+  index_.clear();
   return rejected;
 }
 

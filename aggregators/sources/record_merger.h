@@ -1,15 +1,26 @@
-// Puts ring-buffer records from several per-CPU rings back into time order.
+// Puts ring-buffer records from several rings back into time order.
 //
 // The kernel side writes each event to the ring of the CPU it ran on (no
 // cross-CPU contention on one ring's lock and positions: measured, the
 // sys_exit program got ~30% cheaper with two rings than with one). A thread
 // that migrates between CPUs then has consecutive events in different rings,
 // and the pipeline needs them in order (a response must not overtake its
-// request). Records are collected from every ring, put in the order of their
-// kernel timestamps (merged: each ring's records come in order, so a round
-// is a few ordered runs), and delivered in that order; records newer than a cutoff are
-// held back for the next round, because an event from just before the read
-// may still be in flight in a ring that was read first.
+// request). Each round, the reader notes every record it finds in every
+// ring (Add), and Deliver decodes them in the order of their kernel
+// timestamps (merged: each ring's records come in order, so a round is a few
+// ordered runs).
+//
+// Records are read in place, never copied: they stay in their ring until
+// delivered. Records newer than a cutoff are held back, because an event
+// from just before the read may still be in flight in a ring that was read
+// first. A ring can only give back a prefix of what it holds, so each ring
+// delivers its records up to the first one at or after the cutoff; the rest
+// stay in the ring and are noted again next round (delivered(ring) says how
+// many went). A record older than the cutoff behind a newer one in the same
+// ring (a program preempted between its clock read and its ring write) waits
+// with it; with a cutoff 250 us in the past that needs the preemption to
+// straddle the cutoff, and costs that one record its place among other
+// rings' records, nothing else.
 #ifndef REDMAP_AGGREGATORS_SOURCES_RECORD_MERGER_H_
 #define REDMAP_AGGREGATORS_SOURCES_RECORD_MERGER_H_
 
@@ -23,21 +34,24 @@ namespace redmap {
 
 class RecordMerger {
  public:
-  // Above this many buffered bytes everything is delivered at once (a
-  // consumer that fell far behind should not also hold memory).
-  explicit RecordMerger(size_t max_buffered_bytes = 64u << 20);
+  // Notes the next record of ring `ring` (rings number from 0, each added
+  // in its own order). The bytes are not copied: they must stay readable
+  // until Deliver returns. Records without a readable timestamp are
+  // delivered first (and rejected by the decoder).
+  void Add(uint32_t ring, const void* data, size_t size);
 
-  // Copies one record. Records without a readable timestamp are delivered
-  // (and rejected by the decoder) in arrival order at the next Deliver.
-  void Add(const void* data, size_t size);
-
-  // Decodes, in timestamp order, every buffered record older than cutoff_ns
-  // (all of them when cutoff_ns is UINT64_MAX, or when over the byte bound).
-  // Returns how many records the decoder rejected.
+  // Decodes, in timestamp order, each ring's records before its first one
+  // at or after cutoff_ns (all of them when cutoff_ns is UINT64_MAX), then
+  // forgets every noted record. Returns how many records the decoder
+  // rejected.
   size_t Deliver(uint64_t cutoff_ns, EventSink* sink);
 
-  size_t buffered_records() const { return index_.size(); }
-  size_t buffered_bytes() const { return arena_.size(); }
+  // Records of `ring` the last Deliver decoded (a prefix of those noted).
+  size_t delivered(uint32_t ring) const {
+    return ring < delivered_.size() ? delivered_[ring] : 0;
+  }
+  // Records the last Deliver held back, all rings together.
+  size_t held_back() const { return held_back_; }
 
  private:
   static constexpr size_t kMaxMergedRuns = 16;
@@ -45,19 +59,19 @@ class RecordMerger {
   struct Entry {
     uint64_t ts;
     uint64_t seq;  // arrival order: ties and untimed records stay stable
-    size_t offset;
+    const uint8_t* data;
     size_t size;
+    uint32_t ring;
   };
-  size_t max_buffered_bytes_;
-  std::vector<uint8_t> arena_;
   std::vector<Entry> index_;
-  std::vector<uint8_t> next_arena_;  // reused between rounds
-  std::vector<Entry> next_index_;
-  std::vector<size_t> run_starts_;  // where index_'s time-ordered runs begin, after the first
   std::vector<Entry> merged_;       // Order's scratch, reused
+  std::vector<size_t> run_starts_;  // where index_'s time-ordered runs begin, after the first
+  std::vector<size_t> delivered_;   // by ring, of the last Deliver
+  std::vector<uint8_t> cut_;        // by ring: its prefix ended this round
+  size_t held_back_ = 0;
+  uint64_t seq_ = 0;
 
   void Order();
-  uint64_t seq_ = 0;
 };
 
 }  // namespace redmap

@@ -53,38 +53,65 @@ TEST(RecordMergerTest, DeliversRecordsFromSeveralRingsInTimeOrder) {
   auto d30 = Data(30), d10 = Data(10);
   auto c20 = Close(20);
   auto t15 = Tcp(15);
-  m.Add(&d10, sizeof(d10));
-  m.Add(&d30, sizeof(d30));
-  m.Add(&c20, sizeof(c20));
-  m.Add(&t15, sizeof(t15));
+  m.Add(0, &d10, sizeof(d10));
+  m.Add(0, &d30, sizeof(d30));
+  m.Add(1, &c20, sizeof(c20));
+  m.Add(2, &t15, sizeof(t15));
   Order sink;
   EXPECT_EQ(m.Deliver(std::numeric_limits<uint64_t>::max(), &sink), 0u);
   EXPECT_EQ(sink.seen, (std::vector<uint64_t>{10, 15, 20, 30}));
-  EXPECT_EQ(m.buffered_records(), 0u);
-  EXPECT_EQ(m.buffered_bytes(), 0u);
+  EXPECT_EQ(m.delivered(0), 2u);
+  EXPECT_EQ(m.delivered(1), 1u);
+  EXPECT_EQ(m.delivered(2), 1u);
+  EXPECT_EQ(m.delivered(3), 0u);
+  EXPECT_EQ(m.held_back(), 0u);
 }
 
-TEST(RecordMergerTest, HoldsBackRecordsAtOrAfterTheCutoff) {
+TEST(RecordMergerTest, HoldsBackEachRingFromItsFirstRecordAtOrAfterTheCutoff) {
   RecordMerger m;
-  auto a = Data(100), b = Data(200), c = Data(300);
-  m.Add(&c, sizeof(c));
-  m.Add(&a, sizeof(a));
+  auto a = Data(100), b = Data(200), c = Data(300), d = Data(150);
+  m.Add(0, &a, sizeof(a));
+  m.Add(0, &c, sizeof(c));
+  m.Add(0, &d, sizeof(d));  // older than the cutoff, but behind c in its ring
   Order sink;
   m.Deliver(250, &sink);
   EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100}));
-  EXPECT_EQ(m.buffered_records(), 1u);
-  // A late record from before the held one still comes first.
-  m.Add(&b, sizeof(b));
+  EXPECT_EQ(m.delivered(0), 1u);
+  EXPECT_EQ(m.held_back(), 2u);
+  // Next round: what stayed in ring 0, and a late record of ring 1 from
+  // before the held ones, which still comes first.
+  m.Add(0, &c, sizeof(c));
+  m.Add(0, &d, sizeof(d));
+  m.Add(1, &b, sizeof(b));
   m.Deliver(std::numeric_limits<uint64_t>::max(), &sink);
-  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 200, 300}));
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 150, 200, 300}));
+  EXPECT_EQ(m.delivered(0), 2u);
+  EXPECT_EQ(m.delivered(1), 1u);
+  EXPECT_EQ(m.held_back(), 0u);
+}
+
+TEST(RecordMergerTest, ARingWithNothingBeforeTheCutoffDeliversNothing) {
+  RecordMerger m;
+  auto a = Data(100), b = Data(500);
+  m.Add(0, &b, sizeof(b));
+  m.Add(1, &a, sizeof(a));
+  Order sink;
+  m.Deliver(250, &sink);
+  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100}));
+  EXPECT_EQ(m.delivered(0), 0u);
+  EXPECT_EQ(m.delivered(1), 1u);
+  // A round with nothing noted resets the counts.
+  m.Deliver(250, &sink);
+  EXPECT_EQ(m.delivered(1), 0u);
+  EXPECT_EQ(m.held_back(), 0u);
 }
 
 TEST(RecordMergerTest, EqualTimestampsKeepArrivalOrder) {
   RecordMerger m;
   auto d = Data(50);
   auto c = Close(50);
-  m.Add(&d, sizeof(d));
-  m.Add(&c, sizeof(c));
+  m.Add(0, &d, sizeof(d));
+  m.Add(1, &c, sizeof(c));
   struct Kinds : EventSink {
     void OnData(const DataEvent&) override { kinds.push_back('d'); }
     void OnClose(const CloseEvent&) override { kinds.push_back('c'); }
@@ -99,24 +126,15 @@ TEST(RecordMergerTest, MalformedRecordsAreCountedNotDelivered) {
   uint8_t junk[3] = {1, 2, 3};
   uint32_t unknown_type = 77;
   auto d = Data(5);
-  m.Add(junk, sizeof(junk));
-  m.Add(&unknown_type, sizeof(unknown_type));
-  m.Add(&d, sizeof(d) - 1);  // truncated
+  m.Add(0, junk, sizeof(junk));
+  m.Add(0, &unknown_type, sizeof(unknown_type));
+  m.Add(1, &d, sizeof(d) - 1);  // truncated
   Order sink;
   EXPECT_EQ(m.Deliver(1000, &sink), 3u);
   EXPECT_TRUE(sink.seen.empty());
-  EXPECT_EQ(m.buffered_records(), 0u);
-}
-
-TEST(RecordMergerTest, OverTheByteBoundEverythingGoesAtOnce) {
-  RecordMerger m(/*max_buffered_bytes=*/2 * sizeof(redmap_data_event));
-  for (uint64_t ts : {300, 100, 200}) {
-    auto d = Data(ts);
-    m.Add(&d, sizeof(d));
-  }
-  Order sink;
-  m.Deliver(/*cutoff_ns=*/0, &sink);  // would hold everything back
-  EXPECT_EQ(sink.seen, (std::vector<uint64_t>{100, 200, 300}));
+  // Rejected records are gone from their rings all the same.
+  EXPECT_EQ(m.delivered(0), 2u);
+  EXPECT_EQ(m.delivered(1), 1u);
 }
 
 // Rounds of a few ordered runs (merged) and of many short ones (sorted),
@@ -125,6 +143,8 @@ TEST(RecordMergerTest, RunsAndDisorderComeOutInTimestampThenArrivalOrder) {
   for (int runs : {1, 2, 3, 16, 17, 200}) {
     RecordMerger m;
     std::vector<std::pair<uint64_t, uint32_t>> expected;  // (ts, arrival)
+    std::vector<redmap_data_event> records;  // the rings: views must stay valid
+    records.reserve(2000);
     uint32_t arrival = 0;
     uint64_t x = 12345;
     for (int r = 0; r < runs; ++r) {
@@ -132,9 +152,9 @@ TEST(RecordMergerTest, RunsAndDisorderComeOutInTimestampThenArrivalOrder) {
       for (int k = 0; k < 1000 / runs + 1; ++k) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         ts += (x >> 60) % 3;  // steps of 0, 1 or 2: equal timestamps within and across runs
-        auto d = Data(ts);
+        redmap_data_event& d = records.emplace_back(Data(ts));
         d.byte_count = arrival;  // delivered as DataEvent::byte_count
-        m.Add(&d, sizeof(d));
+        m.Add(static_cast<uint32_t>(r), &d, sizeof(d));
         expected.emplace_back(ts, arrival++);
       }
     }

@@ -390,19 +390,24 @@ class TraceSampler::Impl {
     __builtin_prefetch(reinterpret_cast<const char*>(&nodes_[i]) + sizeof(Node) - 1, 1);
   }
 
+  void PrefetchDetail(size_t i) const {
+    __builtin_prefetch(&details_[i], 1);
+    __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 64, 1);
+    __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 128, 1);
+    __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 192, 1);
+  }
+
   void PrefetchAhead() {
     constexpr size_t kNodeDistance = 8;
     constexpr size_t kBucketDistance = 4;
+    constexpr size_t kParentTextDistance = 2;
     constexpr size_t kDueDistance = 32;  // the due ring itself, two lines past what is read
     if (due_size_ > kDueDistance) __builtin_prefetch(&due_[DueIndex(kDueDistance)]);
     if (due_size_ > kNodeDistance) {
       const size_t i =
           static_cast<size_t>(due_[DueIndex(kNodeDistance)].node);
       PrefetchNode(i);
-      __builtin_prefetch(&details_[i], 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 64, 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 128, 1);
-      __builtin_prefetch(reinterpret_cast<const char*>(&details_[i]) + 192, 1);
+      PrefetchDetail(i);
       seq_index_.PrefetchSlot(static_cast<int32_t>(i));
       for (const SlotIndex& l : lists_) l.PrefetchSlot(static_cast<int32_t>(i));
     }
@@ -420,8 +425,20 @@ class TraceSampler::Impl {
       const int32_t parent = nodes_[static_cast<size_t>(idx)].parent;
       if (parent != kNil) {
         PrefetchNode(static_cast<size_t>(parent));
+        PrefetchDetail(static_cast<size_t>(parent));
         seq_index_.PrefetchSlot(parent);
         for (const SlotIndex& l : lists_) l.PrefetchSlot(parent);
+      }
+    }
+    if (due_size_ > kParentTextDistance) {
+      // The parent is freed with its child and refilled a span later: its
+      // strings' block too, through its entry fetched above.
+      const int32_t parent =
+          nodes_[static_cast<size_t>(due_[DueIndex(kParentTextDistance)].node)].parent;
+      if (parent != kNil) {
+        const char* text = details_[static_cast<size_t>(parent)].text.data();
+        __builtin_prefetch(text, 1);
+        __builtin_prefetch(text + 64, 1);
       }
     }
   }

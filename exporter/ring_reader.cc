@@ -94,12 +94,16 @@ void RingReader::Note(RecordMerger* merger) {
     Ring& r = rings_[i];
     r.ends.clear();
     uint64_t pos = __atomic_load_n(r.consumer_pos, __ATOMIC_ACQUIRE);
+    r.consumed = pos;
     const uint64_t prod = __atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE);
     while (pos < prod) {
       const uint8_t* rec = r.data + (pos & r.mask);
       const uint32_t len =
           __atomic_load_n(reinterpret_cast<const uint32_t*>(rec), __ATOMIC_ACQUIRE);
       if (len & BPF_RINGBUF_BUSY_BIT) break;  // not committed yet: next round
+      // A committed record ends by the producer position; one that does not
+      // is not read (the kernel never writes one; this bounds the reads).
+      if (RecordSpan(len) > prod - pos) break;
       pos += RecordSpan(len);
       if (len & BPF_RINGBUF_DISCARD_BIT) continue;
       merger->Add(static_cast<uint32_t>(i), rec + BPF_RINGBUF_HDR_SZ, len);
@@ -121,7 +125,8 @@ void RingReader::Consume(const RecordMerger& merger) {
     } else {
       continue;
     }
-    __atomic_store_n(r.consumer_pos, pos, __ATOMIC_RELEASE);
+    // A store only when it moves: the producing CPU reads this line.
+    if (pos != r.consumed) __atomic_store_n(r.consumer_pos, pos, __ATOMIC_RELEASE);
     r.ends.clear();
   }
 }

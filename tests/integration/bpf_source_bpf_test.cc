@@ -49,6 +49,27 @@ class RecordingSink : public EventSink {
   std::vector<CloseEvent> closes;
 };
 
+// python3's http.server on a free loopback port, serving dir. Returns the
+// port once it accepts connections, 0 if it never did.
+int StartHttpServer(const TempDir& dir, Subprocess* server) {
+  const int port = FreePort();
+  if (!server->Start({"python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+                      dir.path(), std::to_string(port)})) {
+    return 0;
+  }
+  return WaitForPort("127.0.0.1", port, std::chrono::seconds(10)) ? port : 0;
+}
+
+// Rings of 32 KiB per CPU (on 2 CPUs) with whole 4 KiB payloads: a few
+// dozen records fill one.
+BpfSourceOptions TinyRingOptions() {
+  BpfSourceOptions options;
+  options.self_tgid = getpid();
+  options.capture.ring_buffer_bytes = 16 * 4096;
+  options.capture.payload_bytes = 4096;
+  return options;
+}
+
 // Every copy of the sys_exit program: tp_btf with direct loads (preferred),
 // tp_btf with helper reads (kernels without bpf_rdonly_cast) and the
 // raw_tracepoint fallback for kernels without BTF tracepoints.
@@ -64,11 +85,9 @@ class BpfSourceVariantTest : public ::testing::TestWithParam<SysExitVariant> {};
 TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   TempDir dir;
   dir.Write("hello.txt", std::string(5000, 'x'));
-  const int port = FreePort();
   Subprocess server;
-  ASSERT_TRUE(server.Start({"python3", "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", dir.path(), std::to_string(port)}));
-  ASSERT_TRUE(WaitForPort("127.0.0.1", port, std::chrono::seconds(10))) << server.Output();
+  const int port = StartHttpServer(dir, &server);
+  ASSERT_NE(port, 0) << server.Output();
 
   SelfMetrics self;
   BpfSourceOptions options;
@@ -165,12 +184,10 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {
-  const int port = FreePort();
-  Subprocess server;
   TempDir dir;
-  ASSERT_TRUE(server.Start({"python3", "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", dir.path(), std::to_string(port)}));
-  ASSERT_TRUE(WaitForPort("127.0.0.1", port, std::chrono::seconds(10)));
+  Subprocess server;
+  const int port = StartHttpServer(dir, &server);
+  ASSERT_NE(port, 0) << server.Output();
   SelfMetrics self;
   BpfSourceOptions options;
   options.self_tgid = getpid();
@@ -214,18 +231,12 @@ class SlowSink : public EventSink {
 TEST(BpfSourceTest, OverloadDropsAreCountedNotHidden) {
   TempDir dir;
   dir.Write("x", "x");
-  const int port = FreePort();
   Subprocess server;
-  ASSERT_TRUE(server.Start({"python3", "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", dir.path(), std::to_string(port)}));
-  ASSERT_TRUE(WaitForPort("127.0.0.1", port, std::chrono::seconds(10)));
+  const int port = StartHttpServer(dir, &server);
+  ASSERT_NE(port, 0) << server.Output();
 
   SelfMetrics self;
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
-  options.capture.ring_buffer_bytes = 16 * 4096;  // tiny ring
-  options.capture.payload_bytes = 4096;
-  auto source = BpfSource::Create(options, &self);
+  auto source = BpfSource::Create(TinyRingOptions(), &self);
   ASSERT_THAT(source, testing::IsOk());
   SlowSink sink;
   std::atomic<bool> stop{false};
@@ -260,17 +271,12 @@ TEST(BpfSourceTest, RecordsAcrossTheEndOfASmallRingArriveWholeAndInOrder) {
   for (int i = 0; body.size() < 3000; ++i) absl::StrAppend(&body, i, ",");
   TempDir dir;
   dir.Write("b.txt", body);
-  const int port = FreePort();
   Subprocess server;
-  ASSERT_TRUE(server.Start({"python3", "-m", "http.server", "--bind", "127.0.0.1",
-                            "--directory", dir.path(), std::to_string(port)}));
-  ASSERT_TRUE(WaitForPort("127.0.0.1", port, std::chrono::seconds(10)));
+  const int port = StartHttpServer(dir, &server);
+  ASSERT_NE(port, 0) << server.Output();
 
   SelfMetrics self;
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
-  options.capture.ring_buffer_bytes = 16 * 4096;  // a few dozen records per CPU
-  options.capture.payload_bytes = 4096;
+  const BpfSourceOptions options = TinyRingOptions();
   auto source = BpfSource::Create(options, &self);
   ASSERT_THAT(source, testing::IsOk());
   RecordingSink sink;

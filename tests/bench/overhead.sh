@@ -7,7 +7,9 @@
 #   - saturated requests/s with and without redmap, and their ratio
 #   - p99 latency at saturation (wrk --latency), ratio
 #   - p99 latency at a fixed half-saturation rate (h2load --rps, per-request
-#     log), ratio
+#     log), ratio; and at that rate the whole machine's busy CPU time per
+#     request (/proc/stat) with and without redmap: the difference is all
+#     that redmap adds, measured without bpf_stats
 #   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
 #     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
 #     run_time_ns), and that total broken down: ns per request per BPF
@@ -132,15 +134,30 @@ PY
 }
 
 # Fixed-rate run with h2load's per-request log -> p99 ms
+# CPU time the whole machine spent busy (user, nice, system, irq, softirq;
+# not idle, iowait or steal), in clock ticks, summed over CPUs.
+busy_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
+}
+
+# Fixed-rate run with h2load's per-request log -> "p99_ms cpu_us_per_request",
+# the second being the machine's busy CPU time per request: below saturation
+# every extra cycle shows there, with nothing to measure it (no bpf_stats):
+# probes, the tracepoint machinery around them, the exporter, the cache
+# misses they cause nginx and the client.
 run_fixed_rate() {
   local rate_per_conn=$1
   local n=$((rate_per_conn * CONNS * DURATION))
+  local t0 t1
+  t0=$(busy_ticks)
   h2load --h1 -c "$CONNS" -n "$n" --rps "$rate_per_conn" --log-file="$WORK/h2load.log" \
     "http://127.0.0.1:$NGINX_PORT/" > /dev/null
-  python3 - "$WORK/h2load.log" <<'PY'
+  t1=$(busy_ticks)
+  python3 - "$WORK/h2load.log" "$((t1 - t0))" "$clk_tck" "$n" <<'PY'
 import sys
 lat = sorted(int(l.split()[2]) for l in open(sys.argv[1]) if l.strip())
-print(lat[int(len(lat) * 0.99) - 1] / 1000.0)
+ticks, hz, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(lat[int(len(lat) * 0.99) - 1] / 1000.0, ticks / hz / n * 1e6)
 PY
 }
 
@@ -180,13 +197,15 @@ done
 mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print(sum(v)/len(v))" "$@"; }
 base_mean=$(mean "${base_rps[@]}")
 half_rate=$(python3 -c "print(max(1, int($base_mean / 2 / $CONNS)))")
-declare -a fixed_base fixed_red
+declare -a fixed_base fixed_red fixed_cpu_base fixed_cpu_red
 for round in $(seq "$ROUNDS"); do
-  fixed_base+=("$(run_fixed_rate "$half_rate")")
+  read -r p99 cpu < <(run_fixed_rate "$half_rate")
+  fixed_base+=("$p99"); fixed_cpu_base+=("$cpu")
   start_exporter
-  fixed_red+=("$(run_fixed_rate "$half_rate")")
+  read -r p99 cpu < <(run_fixed_rate "$half_rate")
+  fixed_red+=("$p99"); fixed_cpu_red+=("$cpu")
   stop_exporter
-  echo "fixed-rate round $round: p99 baseline ${fixed_base[-1]} ms | redmap ${fixed_red[-1]} ms" >&2
+  echo "fixed-rate round $round: p99 baseline ${fixed_base[-1]} ms | redmap ${fixed_red[-1]} ms; machine CPU per request baseline ${fixed_cpu_base[-1]} us | redmap ${fixed_cpu_red[-1]} us" >&2
 done
 
 mkdir -p "$(dirname "$OUT")"
@@ -202,6 +221,8 @@ mkdir -p "$(dirname "$OUT")"
   echo "fixed_rate_rps $((half_rate * CONNS))"
   echo "fixed_rate_p99_ms baseline $(mean "${fixed_base[@]}") redmap $(mean "${fixed_red[@]}")"
   echo "fixed_rate_p99_ratio $(python3 -c "print(round($(mean "${fixed_red[@]}") / $(mean "${fixed_base[@]}"), 3))")"
+  echo "fixed_rate_machine_cpu_us_per_request baseline $(mean "${fixed_cpu_base[@]}") redmap $(mean "${fixed_cpu_red[@]}")"
+  echo "fixed_rate_added_cpu_us_per_request $(python3 -c "print(round($(mean "${fixed_cpu_red[@]}") - $(mean "${fixed_cpu_base[@]}"), 3))")"
   echo "redmap_cpu_us_per_request $(mean "${cpu_per_req[@]}")"
   echo "redmap_userspace_us_per_request $(mean "${user_per_req[@]}")"
   echo "redmap_bpf_ns_per_request_by_program ${bpf_breakdown[*]}"

@@ -212,11 +212,11 @@ static __always_inline struct sock *file_to_tcp_sock(struct file *file, const bo
 	if (!file)
 		return NULL;
 	if (direct) {
+		struct file *f = bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
+
 		if (!file_is_socket(file))
 			return NULL;
-		sock = bpf_rdonly_cast(((struct file *)bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file)))
-					       ->private_data,
-				       bpf_core_type_id_kernel(struct socket));
+		sock = bpf_rdonly_cast(f->private_data, bpf_core_type_id_kernel(struct socket));
 		if (!sock)
 			return NULL;
 		sk = sock->sk;

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "aggregators/common/errno_text.h"
 #include "aggregators/sources/event_decoder.h"
 #include "aggregators/sources/record_merger.h"
 #include "bpf/socket_trace.h"
@@ -51,8 +52,6 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   if (level == LIBBPF_DEBUG) return 0;
   return vfprintf(stderr, format, args);
 }
-
-std::string ErrnoText(int err) { return absl::StrCat(std::strerror(err), " (errno ", err, ")"); }
 
 }  // namespace
 

@@ -7,14 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "aggregators/common/errno_text.h"
 
 namespace redmap {
 namespace {
-
-std::string ErrnoText(int err) { return absl::StrCat(std::strerror(err), " (errno ", err, ")"); }
 
 // Bytes a record takes in the ring: header, then data, 8-byte aligned.
 uint64_t RecordSpan(uint32_t len) {
@@ -52,7 +50,6 @@ absl::Status RingReader::Add(int map_fd) {
     return absl::InvalidArgumentError("not a BPF ring buffer map");
   }
   Ring r;
-  r.map_fd = map_fd;
   r.mask = info.max_entries - 1;
   void* cons = mmap(nullptr, page_size_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
   if (cons == MAP_FAILED) {
@@ -127,7 +124,6 @@ void RingReader::Consume(const RecordMerger& merger) {
     }
     // A store only when it moves: the producing CPU reads this line.
     if (pos != r.consumed) __atomic_store_n(r.consumer_pos, pos, __ATOMIC_RELEASE);
-    r.ends.clear();
   }
 }
 

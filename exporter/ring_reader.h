@@ -49,7 +49,6 @@ class RingReader {
 
  private:
   struct Ring {
-    int map_fd = -1;
     uint64_t* consumer_pos = nullptr;        // writable page
     const uint64_t* producer_pos = nullptr;  // read-only page, data follows
     const uint8_t* data = nullptr;

@@ -10,6 +10,11 @@
 #     log), ratio; and at that rate the whole machine's busy CPU time per
 #     request (/proc/stat) with and without redmap: the difference is all
 #     that redmap adds, measured without bpf_stats
+#   - the floors under those: saturated requests/s with only an empty program
+#     on redmap's hook (tp_btf/sys_exit), and with redmap's whole capture
+#     (every BPF program, rings, reader, decoder) but the events dropped
+#     instead of parsed (build/tests/overhead_floor); each as a ratio to the
+#     baseline. The full exporter's ratio can be no better than these.
 #   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
 #     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
 #     run_time_ns), and that total broken down: ns per request per BPF
@@ -22,7 +27,9 @@
 # adds a third run, with it on, that only measures the BPF time per request.
 #
 # Usage (root): tests/bench/overhead.sh [build/redmap_exporter]
-# Env: ROUNDS (3), DURATION seconds per run (10), CONNS (16), OUT file.
+# Env: ROUNDS (3), DURATION seconds per run (10), CONNS (16), OUT file,
+# FLOOR (the overhead_floor binary; default: tests/overhead_floor beside the
+# exporter in its build tree).
 set -euo pipefail
 
 EXPORTER=${1:-build/redmap_exporter}
@@ -35,14 +42,18 @@ for t in nginx wrk h2load bpftool python3; do
   command -v "$t" >/dev/null || { echo "overhead.sh: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 [[ -x $EXPORTER ]] || { echo "overhead.sh: $EXPORTER not built" >&2; exit 1; }
+FLOOR=${FLOOR:-$(dirname "$EXPORTER")/tests/overhead_floor}
+[[ -x $FLOOR ]] || { echo "overhead.sh: $FLOOR not built (cmake --build build --target overhead_floor)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/redmap-overhead-XXXXXX)
 NGINX_PORT=18080
 METRICS_PORT=19435
 EXPORTER_PID=""
 NGINX_PID=""
+FLOOR_PID=""
 cleanup() {
   [[ -n $EXPORTER_PID ]] && kill "$EXPORTER_PID" 2>/dev/null && wait "$EXPORTER_PID" 2>/dev/null || true
+  [[ -n $FLOOR_PID ]] && kill "$FLOOR_PID" 2>/dev/null && wait "$FLOOR_PID" 2>/dev/null || true
   [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null || true
   sysctl -qw kernel.bpf_stats_enabled=0 || true
   rm -rf "$WORK"
@@ -118,6 +129,21 @@ start_exporter() {
 stop_exporter() {
   kill "$EXPORTER_PID"; wait "$EXPORTER_PID" || true; EXPORTER_PID=""
 }
+# overhead_floor MODE in the background, until stop_floor; waits for its
+# "attached" line.
+start_floor() {
+  "$FLOOR" "$1" > "$WORK/floor.out" 2> "$WORK/floor.log" &
+  FLOOR_PID=$!
+  for _ in $(seq 300); do
+    grep -q attached "$WORK/floor.log" 2>/dev/null && return 0
+    kill -0 "$FLOOR_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "overhead_floor $1 did not come up:"; cat "$WORK/floor.log"; exit 1
+}
+stop_floor() {
+  kill "$FLOOR_PID"; wait "$FLOOR_PID" || true; FLOOR_PID=""
+}
 
 # wrk run -> "rps p99_ms requests"
 run_wrk() {
@@ -165,7 +191,7 @@ sysctl -qw kernel.bpf_stats_enabled=0
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
 declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups
-declare -a load_avg
+declare -a load_avg hook_rps capture_rps
 for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ < <(run_wrk)
   base_rps+=("$rps"); base_p99+=("$p99")
@@ -191,6 +217,16 @@ for round in $(seq "$ROUNDS"); do
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
   wakeups+=("$(python3 -c "print(round(($sw1 - $sw0) / $reqs * 1000, 1))")")
   echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req (BPF ns/req: $per_prog; userspace ${user_per_req[-1]} us/req)" >&2
+  # The floors: the hook alone, then the capture with the events dropped.
+  start_floor hook
+  read -r rps _ _ < <(run_wrk)
+  stop_floor
+  hook_rps+=("$rps")
+  start_floor capture
+  read -r rps _ _ < <(run_wrk)
+  stop_floor
+  capture_rps+=("$rps")
+  echo "round $round: floors: empty hook ${hook_rps[-1]} rps, capture only ${capture_rps[-1]} rps ($(cat "$WORK/floor.out"))" >&2
 done
 
 # Half saturation: per-connection rate = half the baseline throughput.
@@ -216,6 +252,10 @@ mkdir -p "$(dirname "$OUT")"
   echo "baseline_rps_mean $(mean "${base_rps[@]}")"
   echo "redmap_rps_mean $(mean "${red_rps[@]}")"
   echo "throughput_ratio $(python3 -c "print(round($(mean "${red_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
+  echo "floor_empty_hook_rps_mean $(mean "${hook_rps[@]}")"
+  echo "floor_empty_hook_ratio $(python3 -c "print(round($(mean "${hook_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
+  echo "floor_capture_only_rps_mean $(mean "${capture_rps[@]}")"
+  echo "floor_capture_only_ratio $(python3 -c "print(round($(mean "${capture_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
   echo "saturated_p99_ms baseline $(mean "${base_p99[@]}") redmap $(mean "${red_p99[@]}")"
   echo "saturated_p99_ratio $(python3 -c "print(round($(mean "${red_p99[@]}") / $(mean "${base_p99[@]}"), 3))")"
   echo "fixed_rate_rps $((half_rate * CONNS))"
@@ -230,4 +270,6 @@ mkdir -p "$(dirname "$OUT")"
   echo "load_average_during_redmap_runs ${load_avg[*]}"
   echo "rounds_rps_baseline ${base_rps[*]}"
   echo "rounds_rps_redmap ${red_rps[*]}"
+  echo "rounds_rps_empty_hook ${hook_rps[*]}"
+  echo "rounds_rps_capture_only ${capture_rps[*]}"
 } | tee "$OUT"

@@ -1,0 +1,103 @@
+// The floors under redmap's overhead targets, for tests/bench/overhead.sh.
+// Runs until SIGTERM/SIGINT in one of two modes:
+//
+//   overhead_floor hook      an empty program on tp_btf/sys_exit, the hook
+//                            redmap's capture uses: what being there at all
+//                            costs every syscall on the node
+//   overhead_floor capture   redmap's real capture (BpfSource with the default
+//                            config: every BPF program, the rings, the reader,
+//                            the merger and the record decoder), with the
+//                            events dropped instead of parsed and aggregated:
+//                            the kernel side and the ring traffic alone
+//
+// With `capture`, prints the data events received at exit, so a run can be
+// checked to have seen the traffic. The difference between these and the
+// full exporter is what userspace parsing, aggregation and traces cost.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "aggregators/self/self_metrics.h"
+#include "empty_hook.skel.h"
+#include "exporter/bpf_source.h"
+#include "exporter/config.h"
+#include "exporter/tracefs.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+class CountingSink : public redmap::EventSink {
+ public:
+  void OnData(const redmap::DataEvent&) override { ++data_; }
+  void OnClose(const redmap::CloseEvent&) override {}
+  uint64_t data() const { return data_; }
+
+ private:
+  uint64_t data_ = 0;
+};
+
+int RunHook() {
+  empty_hook* skel = empty_hook__open_and_load();
+  if (skel == nullptr) {
+    fprintf(stderr, "overhead_floor: cannot load the empty program: %s\n", strerror(errno));
+    return 1;
+  }
+  if (empty_hook__attach(skel) != 0) {
+    fprintf(stderr, "overhead_floor: cannot attach tp_btf/sys_exit: %s\n", strerror(errno));
+    empty_hook__destroy(skel);
+    return 1;
+  }
+  fprintf(stderr, "overhead_floor: empty tp_btf/sys_exit program attached\n");
+  while (!g_stop.load()) pause();
+  empty_hook__destroy(skel);
+  return 0;
+}
+
+int RunCapture() {
+  if (auto mounted = redmap::EnsureTracefsMounted(); !mounted.ok()) {
+    fprintf(stderr, "overhead_floor: %s\n", std::string(mounted.status().message()).c_str());
+    return 1;
+  }
+  const redmap::Config config;  // every default, as redmap_exporter without a file
+  redmap::BpfSourceOptions options;
+  options.capture = config.capture;
+  options.network = config.network;
+  options.self_tgid = static_cast<uint32_t>(getpid());
+  redmap::SelfMetrics self;
+  auto source = redmap::BpfSource::Create(options, &self);
+  if (!source.ok()) {
+    fprintf(stderr, "overhead_floor: %s\n", std::string(source.status().message()).c_str());
+    return 1;
+  }
+  fprintf(stderr, "overhead_floor: capture attached, events are counted and dropped\n");
+  CountingSink sink;
+  if (absl::Status s = (*source)->Run(&sink, g_stop); !s.ok()) {
+    fprintf(stderr, "overhead_floor: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  const redmap::KernelStats k = (*source)->ReadKernelStats();
+  printf("data_events %llu kernel_ring_drops %llu\n", static_cast<unsigned long long>(sink.data()),
+         static_cast<unsigned long long>(k.ringbuf_drops));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* mode = argc == 2 ? argv[1] : "";
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  if (strcmp(mode, "hook") == 0) return RunHook();
+  if (strcmp(mode, "capture") == 0) return RunCapture();
+  fprintf(stderr, "usage: overhead_floor hook|capture (root; runs until SIGTERM)\n");
+  return 2;
+}

@@ -151,8 +151,17 @@ class Demo:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
+            # The host end first: deleting a veth deletes its pair at once,
+            # while a deleted namespace's links go with it later, from a
+            # kernel work queue (a quick next run found rmdh-api still there).
+            sh("ip link del rmdh-%s 2>/dev/null" % role, check=False)
             sh("ip netns del %s 2>/dev/null" % netns(role), check=False)
         sh("ip link del %s 2>/dev/null" % BRIDGE, check=False)
+        names = ["rmdh-" + role for role in ROLES] + [BRIDGE]
+        deadline = time.time() + 10
+        while time.time() < deadline and any(
+                sh("ip link show %s 2>/dev/null" % n, check=False) for n in names):
+            time.sleep(0.1)
 
     # ---- pieces -----------------------------------------------------------
     def _spawn(self, name, argv, ns=None, env=None, ready=None, timeout=30):

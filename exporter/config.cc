@@ -383,6 +383,8 @@ const std::map<std::string, Setter>& Keys() {
        }},
       {"traces.max_traces_per_second",
        U32(&Config::traces, &Config::Traces::max_traces_per_second, 1, 1000000)},
+      {"traces.max_spans_per_second",
+       U32(&Config::traces, &Config::Traces::max_spans_per_second, 0, 100000000)},
       {"traces.ring_max_bytes",
        U32(&Config::traces, &Config::Traces::ring_max_bytes, 4096, 1u << 30)},
       {"traces.ring_max_traces",

@@ -75,6 +75,7 @@ PipelineOptions PipelineOptionsFromConfig(const Config& config) {
   o.traces.slow_threshold_ns = uint64_t{t.slow_threshold_ms} * 1000000ull;
   o.traces.keep_slower_than_route_p99 = t.keep_slower_than_route_p99;
   o.traces.max_traces_per_second = t.max_traces_per_second;
+  o.traces.max_spans_per_second = t.max_spans_per_second;
   o.traces.ring_max_bytes = t.ring_max_bytes;
   o.traces.ring_max_traces = t.ring_max_traces;
   o.traces.redact_headers = t.redact_headers;

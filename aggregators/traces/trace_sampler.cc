@@ -340,6 +340,10 @@ class TraceSampler::Impl {
         due_(2 * nodes_.size()) {
     free_.reserve(nodes_.size());
     for (size_t i = nodes_.size(); i > 0; --i) free_.push_back(static_cast<int32_t>(i - 1));
+    if (o.max_spans_per_second > 0) {
+      budget_per_window_ = std::max<uint64_t>(
+          1, static_cast<uint64_t>(std::llround(o.max_spans_per_second * kBudgetWindowNs / 1e9)));
+    }
     rng_ = o.random_seed != 0 ? o.random_seed
                               : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
   }
@@ -348,6 +352,11 @@ class TraceSampler::Impl {
     if (span.side != Role::kServer && span.side != Role::kClient) return;
     if (span.end_ns < span.start_ns) return;
     now_ns_ = std::max(now_ns_, span.end_ns);
+    if (!WithinBudget(span)) {
+      Add(skipped_);
+      last_skip_ns_ = now_ns_;
+      return;
+    }
     PrefetchAhead();
     // The index buckets this span will look up, fetched while the table
     // makes room and the span is copied.
@@ -375,6 +384,27 @@ class TraceSampler::Impl {
       if (n.correlation != 0) Adopt(idx, kCorrelationList, Link::kHeader);
     }
     PushDue(idx, span.end_ns + options_.assembly_wait_ns);
+  }
+
+  // traces.max_spans_per_second, counted per tenth of a second on the
+  // spans' clock. Over it, a span is assembled only if it would keep its
+  // tree by a rule that needs nothing from the table: a 5xx or at least
+  // slow_threshold. The rest would cost as much to assemble and are almost
+  // all dropped undecided-on; their trees may then lack them.
+  bool WithinBudget(const Span& span) {
+    if (budget_per_window_ == 0) return true;
+    const uint64_t window = now_ns_ / kBudgetWindowNs;
+    if (window != budget_window_) {
+      budget_window_ = window;
+      budget_used_ = 0;
+    }
+    if (budget_used_ < budget_per_window_) {
+      ++budget_used_;
+      return true;
+    }
+    return span.http.status >= 500 ||
+           (options_.slow_threshold_ns > 0 &&
+            span.end_ns - span.start_ns >= options_.slow_threshold_ns);
   }
 
   // Entries are decided roughly in the order of the due queue (by time,
@@ -543,6 +573,10 @@ class TraceSampler::Impl {
     gauge("redmap_trace_pending_spans_limit",
           "Trace assembly table bound (traces.max_pending_spans).",
           static_cast<double>(nodes_.size()));
+    counter("redmap_trace_spans_skipped_total",
+            "Spans not assembled into traces because traces.max_spans_per_second was "
+            "reached (errors and slow spans always are; metrics count every span).",
+            Load(skipped_));
     counter("redmap_trace_pending_forced_total",
             "Traces decided before their assembly wait ended because the assembly table "
             "was full.",
@@ -1026,6 +1060,12 @@ class TraceSampler::Impl {
                                   " was not observed on this node (another node, an untraced "
                                   "process, or a request sent before redmap started)"));
     }
+    if (last_skip_ns_ != 0 && last_skip_ns_ >= r.start_ns) {
+      out->push_back(
+          "assembled while traces.max_spans_per_second was reached: spans of this request "
+          "may have been skipped (redmap_trace_spans_skipped_total)");
+      partial = true;
+    }
     if (r.forced) {
       out->push_back(
           "decided before its assembly wait ended (traces.max_pending_spans was full): "
@@ -1084,6 +1124,11 @@ class TraceSampler::Impl {
   size_t due_size_ = 0;
   uint64_t now_ns_ = 0;
   uint64_t last_expire_ns_ = 0;
+  static constexpr uint64_t kBudgetWindowNs = 100ull * 1000 * 1000;
+  uint64_t budget_per_window_ = 0;  // traces.max_spans_per_second / 10; 0: no limit
+  uint64_t budget_window_ = ~uint64_t{0};
+  uint64_t budget_used_ = 0;
+  uint64_t last_skip_ns_ = 0;  // span clock of the latest skip (0: none)
   uint64_t rng_ = 0;
   std::vector<int32_t> tree_;
   std::vector<std::string> labels_;
@@ -1094,6 +1139,7 @@ class TraceSampler::Impl {
   std::array<std::atomic<uint64_t>, 4> linked_{};
   std::atomic<uint64_t> rate_limited_{0};
   std::atomic<uint64_t> forced_{0};
+  std::atomic<uint64_t> skipped_{0};
   std::atomic<size_t> pending_{0};
   std::atomic<size_t> routes_{0};
 };

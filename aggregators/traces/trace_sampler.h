@@ -62,6 +62,10 @@ struct TraceOptions {
   uint64_t slow_threshold_ns = 1000ull * 1000 * 1000;  // 0: off
   bool keep_slower_than_route_p99 = true;
   double max_traces_per_second = 100;
+  // Spans assembled per second (in windows of a tenth of a second); beyond
+  // it, only errors and slow spans are (0: no limit). Caps what traces cost
+  // a busy node; metrics count every span regardless.
+  double max_spans_per_second = 50000;
   size_t ring_max_bytes = 16u << 20;
   size_t ring_max_traces = 1000;
   std::vector<std::string> redact_headers;

@@ -64,6 +64,7 @@ TEST(ConfigTest, ShippedDefaultFileMatchesBuiltInDefaults) {
   EXPECT_EQ(file->traces.slow_threshold_ms, d.traces.slow_threshold_ms);
   EXPECT_EQ(file->traces.keep_slower_than_route_p99, d.traces.keep_slower_than_route_p99);
   EXPECT_EQ(file->traces.max_traces_per_second, d.traces.max_traces_per_second);
+  EXPECT_EQ(file->traces.max_spans_per_second, d.traces.max_spans_per_second);
   EXPECT_EQ(file->traces.ring_max_bytes, d.traces.ring_max_bytes);
   EXPECT_EQ(file->traces.ring_max_traces, d.traces.ring_max_traces);
   EXPECT_EQ(file->traces.redact_headers, d.traces.redact_headers);
@@ -232,6 +233,7 @@ traces:
   slow_threshold_ms: 0
   keep_slower_than_route_p99: false
   max_traces_per_second: 7
+  max_spans_per_second: 0
   ring_max_bytes: 65536
   ring_max_traces: 10
   redact_headers: [X-Secret]
@@ -248,6 +250,7 @@ traces:
   EXPECT_EQ(c->traces.slow_threshold_ms, 0u);
   EXPECT_FALSE(c->traces.keep_slower_than_route_p99);
   EXPECT_EQ(c->traces.max_traces_per_second, 7u);
+  EXPECT_EQ(c->traces.max_spans_per_second, 0u);
   EXPECT_EQ(c->traces.ring_max_bytes, 65536u);
   EXPECT_EQ(c->traces.ring_max_traces, 10u);
   EXPECT_EQ(c->traces.redact_headers, std::vector<std::string>{"X-Secret"});
@@ -264,6 +267,7 @@ traces:
       {"traces:\n  max_pending_spans: 0\n", "traces.max_pending_spans: must be between 1"},
       {"traces:\n  assembly_wait_ms: 0\n", "traces.assembly_wait_ms: must be between 1"},
       {"traces:\n  max_traces_per_second: 0\n", "traces.max_traces_per_second: must be between 1"},
+      {"traces:\n  max_spans_per_second: -1\n", "traces.max_spans_per_second: must be an integer between 0"},
       {"traces:\n  payload_snippet_bytes: 20000\n", "traces.payload_snippet_bytes: must be between"},
       {"traces:\n  enabled: yes\n", "traces.enabled: must be true or false"},
       {"traces:\n  redact_headers: X-A\n", "traces.redact_headers: must be a list of names"},

@@ -359,6 +359,7 @@ TEST(TraceSamplerTest, DueRingCompactionsAreRareOnASaturatedTable) {
   TraceOptions o = Options();
   o.max_pending_spans = 64;
   o.max_traces_per_second = 1e6;
+  o.max_spans_per_second = 0;  // 20,000 trees in 20 ms
   auto s = Sampler(o);
   constexpr int kTrees = 20000;
   for (int i = 0; i < kTrees; ++i) {
@@ -375,6 +376,61 @@ TEST(TraceSamplerTest, DueRingCompactionsAreRareOnASaturatedTable) {
   EXPECT_GT(Value(s, "redmap_trace_pending_forced_total"), kTrees / 2)
       << "the table was not saturated: the test tests nothing";
   EXPECT_LE(s.due_compactions(), 2u * kTrees / o.max_pending_spans + 2);
+}
+
+TEST(TraceSamplerTest, SpansOverTheBudgetOfATenthOfASecondAreCountedNotAssembled) {
+  TraceOptions o = Options();
+  o.max_spans_per_second = 100;  // 10 per window
+  o.sample_ratio = 0;
+  auto s = Sampler(o);
+  // 30 unrelated spans in each of two windows (0-99 ms, 100-199 ms).
+  for (uint64_t window : {0, 100}) {
+    for (uint16_t i = 0; i < 30; ++i) {
+      const uint64_t at = window + 10 + i;
+      Feed(&s, {Role::kServer, 2, 7, at, at + 1, static_cast<uint16_t>(2000 + window + i), 80,
+                static_cast<uint32_t>(window * 100 + i)});
+    }
+  }
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 20);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_skipped_total"), 40);
+}
+
+TEST(TraceSamplerTest, ErrorsAndSlowSpansAreAssembledOverTheBudget) {
+  TraceOptions o = Options();
+  o.max_spans_per_second = 100;  // 10 per window
+  o.sample_ratio = 0;
+  o.slow_threshold_ns = 50 * kMs;
+  auto s = Sampler(o);
+  for (uint64_t i = 0; i < 20; ++i) {  // the budget is spent on the first 10
+    Feed(&s, {Role::kServer, 2, 7, 10 + i, 11 + i, static_cast<uint16_t>(2000 + i), 80,
+              static_cast<uint32_t>(i)});
+  }
+  for (uint64_t i = 0; i < 3; ++i) {
+    Feed(&s, {Role::kServer, 2, 7, 40 + i, 41 + i, static_cast<uint16_t>(3000 + i), 80,
+              static_cast<uint32_t>(100 + i), "/boom", 503});
+  }
+  for (uint64_t i = 0; i < 2; ++i) {
+    Feed(&s, {Role::kServer, 2, 7, 20 + i, 90 + i, static_cast<uint16_t>(4000 + i), 80,
+              static_cast<uint32_t>(200 + i), "/slow"});
+  }
+  // Skipped after every kept span began: each may lack it, and says so.
+  Feed(&s, {Role::kServer, 2, 7, 48, 50, 5000, 80, 300});
+  s.Flush();
+  EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 15);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_skipped_total"), 11);
+  std::map<std::string, int> kept;
+  for (const auto& t : s.ring().Snapshot()) {
+    ++kept[t->spans.at(0).target];
+    EXPECT_TRUE(t->partial) << t->spans.at(0).target;
+    bool says_why = false;
+    for (const std::string& w : t->warnings) {
+      says_why |= w.find("traces.max_spans_per_second") != std::string::npos;
+    }
+    EXPECT_TRUE(says_why) << t->spans.at(0).target;
+  }
+  EXPECT_EQ(kept["/boom"], 3);
+  EXPECT_EQ(kept["/slow"], 2);
 }
 
 TEST(TraceSamplerTest, SecretsAreRedactedBeforeAnythingIsKept) {

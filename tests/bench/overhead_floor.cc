@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
+#include <string>
 
 #include "aggregators/self/self_metrics.h"
 #include "empty_hook.skel.h"

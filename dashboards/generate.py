@@ -457,6 +457,13 @@ def health():
          "{{instance}} bytes"),
         ("redmap_trace_ring_traces{%s} / redmap_trace_ring_traces_limit{%s}" % (sel, sel),
          "{{instance}} traces")), "percentunit", max_=1))
+    L.add(timeseries("Trace assembly shedding", "Spans left out of trace assembly because "
+                     "traces.max_spans_per_second was reached (metrics still count them), and "
+                     "traces decided early because the assembly table was full.", targets(
+                         ("rate(redmap_trace_spans_skipped_total{%s}[%s])" % (sel, RATE),
+                          "{{instance}} spans skipped"),
+                         ("rate(redmap_trace_pending_forced_total{%s}[%s])" % (sel, RATE),
+                          "{{instance}} traces decided early")), "ops"))
     variables = [CLUSTER, label_var("instance", "instance",
                                     'redmap_build_info{cluster=~"$cluster"}', "Instance")]
     return dashboard("redmap-health", "redmap / redmap health",

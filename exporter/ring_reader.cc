@@ -91,7 +91,6 @@ void RingReader::Note(RecordMerger* merger) {
     Ring& r = rings_[i];
     r.ends.clear();
     uint64_t pos = __atomic_load_n(r.consumer_pos, __ATOMIC_ACQUIRE);
-    r.consumed = pos;
     const uint64_t prod = __atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE);
     while (pos < prod) {
       const uint8_t* rec = r.data + (pos & r.mask);
@@ -123,7 +122,10 @@ void RingReader::Consume(const RecordMerger& merger) {
       continue;
     }
     // A store only when it moves: the producing CPU reads this line.
-    if (pos != r.consumed) __atomic_store_n(r.consumer_pos, pos, __ATOMIC_RELEASE);
+    // (Only this reader writes it, so reading it back is exact.)
+    if (pos != __atomic_load_n(r.consumer_pos, __ATOMIC_RELAXED)) {
+      __atomic_store_n(r.consumer_pos, pos, __ATOMIC_RELEASE);
+    }
   }
 }
 

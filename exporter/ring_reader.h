@@ -58,7 +58,6 @@ class RingReader {
     // the position after the last committed record, discarded ones included.
     std::vector<uint64_t> ends;
     uint64_t noted_end = 0;
-    uint64_t consumed = 0;  // the consumer position Note started from
   };
   std::vector<Ring> rings_;
   int epoll_fd_ = -1;

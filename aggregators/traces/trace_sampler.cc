@@ -402,9 +402,12 @@ class TraceSampler::Impl {
       ++budget_used_;
       return true;
     }
-    return span.http.status >= 500 ||
-           (options_.slow_threshold_ns > 0 &&
-            span.end_ns - span.start_ns >= options_.slow_threshold_ns);
+    return span.http.status >= 500 || Slow(span.end_ns - span.start_ns);
+  }
+
+  // At least traces.slow_threshold_ms (when that rule is on).
+  bool Slow(uint64_t duration_ns) const {
+    return options_.slow_threshold_ns > 0 && duration_ns >= options_.slow_threshold_ns;
   }
 
   // Entries are decided roughly in the order of the due queue (by time,
@@ -681,10 +684,7 @@ class TraceSampler::Impl {
     // id, else from its own id, which is the draw its tree gets if it
     // stays the root). A kept trace says how many spans came without.
     d->heads = options_.payload_snippet_bytes > 0 &&
-               (n->status >= 500 ||
-                (options_.slow_threshold_ns > 0 &&
-                 n->duration_ns() >= options_.slow_threshold_ns) ||
-                over_p99 ||
+               (n->status >= 500 || Slow(n->duration_ns()) || over_p99 ||
                 Draw(ctx.format != Propagation::kNone ? ctx.trace_id : SpanDraw(d->span_id)) <
                     options_.sample_ratio);
     if (d->heads) {
@@ -988,9 +988,7 @@ class TraceSampler::Impl {
       if (nodes_[static_cast<size_t>(i)].status >= 500) return kError;
     }
     const Node& r = nodes_[static_cast<size_t>(root)];
-    if (options_.slow_threshold_ns > 0 && r.duration_ns() >= options_.slow_threshold_ns) {
-      return kSlow;
-    }
+    if (Slow(r.duration_ns())) return kSlow;
     if (options_.keep_slower_than_route_p99) {
       for (int32_t i : tree_) {
         const Node& n = nodes_[static_cast<size_t>(i)];

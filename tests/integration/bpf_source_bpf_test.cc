@@ -254,12 +254,6 @@ TEST(BpfSourceTest, OverloadDropsAreCountedNotHidden) {
   EXPECT_EQ(k.events, sink.data.load() + sink.closes.load());
 }
 
-}  // namespace
-}  // namespace redmap
-
-namespace redmap {
-namespace {
-
 // A ring much smaller than the traffic: records keep crossing its end, and
 // the capture loop reads them in place (the ring is mapped twice in a row,
 // so a record across the end reads as one piece) and moves the consumer

@@ -357,6 +357,7 @@ class TraceSampler::Impl {
       last_skip_ns_ = now_ns_;
       return;
     }
+    Add(spans_assembled_);
     PrefetchAhead();
     // The index buckets this span will look up, fetched while the table
     // makes room and the span is copied.
@@ -580,6 +581,13 @@ class TraceSampler::Impl {
             "Spans not assembled into traces because traces.max_spans_per_second was "
             "reached (errors and slow spans always are; metrics count every span).",
             Load(skipped_));
+    counter("redmap_trace_spans_assembled_total",
+            "Spans taken into trace assembly (the rest: redmap_trace_spans_skipped_total).",
+            Load(spans_assembled_));
+    gauge("redmap_trace_spans_per_second_limit",
+          "Spans assembled per second at most, beyond 5xx and slow ones "
+          "(traces.max_spans_per_second; 0: no limit).",
+          static_cast<double>(budget_per_window_) * 1e9 / kBudgetWindowNs);
     counter("redmap_trace_pending_forced_total",
             "Traces decided before their assembly wait ended because the assembly table "
             "was full.",
@@ -1138,6 +1146,7 @@ class TraceSampler::Impl {
   std::atomic<uint64_t> rate_limited_{0};
   std::atomic<uint64_t> forced_{0};
   std::atomic<uint64_t> skipped_{0};
+  std::atomic<uint64_t> spans_assembled_{0};
   std::atomic<size_t> pending_{0};
   std::atomic<size_t> routes_{0};
 };

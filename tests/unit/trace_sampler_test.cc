@@ -394,6 +394,8 @@ TEST(TraceSamplerTest, SpansOverTheBudgetOfATenthOfASecondAreCountedNotAssembled
   s.Flush();
   EXPECT_EQ(Value(s, "redmap_traces_assembled_total"), 20);
   EXPECT_EQ(Value(s, "redmap_trace_spans_skipped_total"), 40);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_assembled_total"), 20);
+  EXPECT_EQ(Value(s, "redmap_trace_spans_per_second_limit"), 100);
 }
 
 TEST(TraceSamplerTest, ErrorsAndSlowSpansAreAssembledOverTheBudget) {

@@ -135,7 +135,7 @@ struct Config {
     bool keep_slower_than_route_p99 = true;
     uint32_t max_traces_per_second = 100;  // kept traces, all reasons
     // Spans assembled per second; beyond: only 5xx and slow ones (0: no limit).
-    uint32_t max_spans_per_second = 50000;
+    uint32_t max_spans_per_second = 10000;
     uint32_t ring_max_bytes = 16u << 20;
     uint32_t ring_max_traces = 1000;
     std::vector<std::string> redact_headers = {"X-Api-Key", "X-Auth-Token"};

@@ -65,7 +65,7 @@ struct TraceOptions {
   // Spans assembled per second (in windows of a tenth of a second); beyond
   // it, only errors and slow spans are (0: no limit). Caps what traces cost
   // a busy node; metrics count every span regardless.
-  double max_spans_per_second = 50000;
+  double max_spans_per_second = 10000;
   size_t ring_max_bytes = 16u << 20;
   size_t ring_max_traces = 1000;
   std::vector<std::string> redact_headers;

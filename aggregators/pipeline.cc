@@ -66,7 +66,7 @@ class Pipeline::Impl {
                 }),
             tcp_.get())),
         target_info_(std::make_shared<TargetInfo>(kRedmapVersion, LocalHostName())),
-        tracker_(options.conntrack, &fanout_, self_.get()) {
+        tracker_(ConnTrackerOptionsFrom(options), &fanout_, self_.get()) {
     fanout_.Add(red_.get());
     fanout_.Add(service_graph_.get());
     if (options.traces_enabled) {
@@ -87,6 +87,13 @@ class Pipeline::Impl {
       g.node_name = node != nullptr && *node != '\0' ? node : LocalHostName();
     }
     return g;
+  }
+
+  // Heads are copied for trace assembly alone (its contexts and snippets).
+  static ConnTrackerOptions ConnTrackerOptionsFrom(const PipelineOptions& o) {
+    ConnTrackerOptions t = o.conntrack;
+    t.keep_heads = o.traces_enabled;
+    return t;
   }
 
   // The TCP edges carry the node that observed them, as the service graph's.

@@ -123,6 +123,7 @@ class ConnTracker::Impl {
     c->ctx.remote = e.remote;
     c->ctx.cgroup_id = e.cgroup_id;
     c->ctx.process_name.assign(e.process_name);
+    c->ctx.keep_heads = options_.keep_heads;
     c->ctx.spans = spans_;
     c->ctx.self = self_;
     c->ctx.scratch_span = &scratch_span_;

@@ -19,6 +19,9 @@ struct ConnTrackerOptions {
   size_t max_connections = 65536;
   uint64_t idle_timeout_ns = 300ull * 1000 * 1000 * 1000;
   size_t max_buffer_bytes = 256 * 1024;
+  // Copy each message's head bytes onto its span (Span::request_head,
+  // response_head). Only trace assembly reads them: off when traces are.
+  bool keep_heads = true;
 };
 
 class ConnTracker : public EventSink {

@@ -63,6 +63,7 @@ struct ConnContext {
   uint64_t cgroup_id = 0;
   std::string process_name;  // from the first event
   bool has_tcp_seq = false;
+  bool keep_heads = true;  // ConnTrackerOptions::keep_heads
   SpanSink* spans = nullptr;
   SelfMetrics* self = nullptr;
   // Reused for every span emitted (its strings keep their capacity), so the

@@ -148,9 +148,11 @@ class Recorder : public SpanSink {
   void OnSpan(const Span& span) override {
     routes.push_back(span.http.target);
     tgids.push_back(span.conn.tgid);
+    head_bytes += span.request_head.size() + span.response_head.size();
   }
   std::vector<std::string> routes;
   std::vector<uint32_t> tgids;
+  size_t head_bytes = 0;
 };
 
 TEST(PipelineTest, ExtraSinksSeeEverySpan) {
@@ -168,6 +170,28 @@ TEST(PipelineTest, ExtraSinksSeeEverySpan) {
   EXPECT_EQ(a.routes, (std::vector<std::string>{"/api/items/42?page=2", "/api/items/42?page=2"}));
   EXPECT_EQ(b.routes, a.routes);
   EXPECT_EQ((*p)->self_metrics().spans(Protocol::kHttp1), 2u);
+}
+
+// Heads are copied onto spans for trace assembly alone.
+TEST(PipelineTest, HeadsOnlyWithTraces) {
+  for (bool traces : {true, false}) {
+    PipelineOptions o = Options();
+    o.traces_enabled = traces;
+    auto p = Pipeline::Create(o);
+    ASSERT_THAT(p, IsOk());
+    Recorder r;
+    (*p)->AddSpanSink(&r);
+    uint32_t in = 1, out = 1;
+    uint64_t now = 1'000'000;
+    Exchange(p->get(), 4, &in, &out, &now, Fixture("http1/curl_get.req"),
+             Fixture("http1/nginx_200.resp"));
+    ASSERT_EQ(r.routes.size(), 1u) << "traces " << traces;
+    if (traces) {
+      EXPECT_GT(r.head_bytes, 100u);
+    } else {
+      EXPECT_EQ(r.head_bytes, 0u);
+    }
+  }
 }
 
 TEST(PipelineTest, ServiceNameWithoutProcResolution) {

@@ -20,8 +20,11 @@ struct Heads : SpanSink {
   void OnSpan(const Span& s) override {
     requests.emplace_back(s.request_head);
     responses.emplace_back(s.response_head);
+    statuses.push_back(s.http.status);
+    targets.emplace_back(s.http.target);
   }
-  std::vector<std::string> requests, responses;
+  std::vector<std::string> requests, responses, targets;
+  std::vector<int> statuses;
 };
 
 DataEvent Event(Direction d, std::string_view payload, uint64_t t, uint32_t seq) {
@@ -48,24 +51,45 @@ std::string HeadOf(const std::string& message) {
   return message.substr(0, message.find("\r\n\r\n") + 4);
 }
 
+// Two keep-alive exchanges (the second pair reuses the buffers).
+void TwoExchanges(ConnTracker* t, const std::string& req, const std::string& resp) {
+  uint32_t in = 1, out = 1;
+  for (int i = 0; i < 2; ++i) {
+    t->OnData(Event(Direction::kIngress, req, 1000 + i * 10000, in));
+    in += static_cast<uint32_t>(req.size());
+    t->OnData(Event(Direction::kEgress, resp, 5000 + i * 10000, out));
+    out += static_cast<uint32_t>(resp.size());
+  }
+}
+
 TEST(SpanHeadsTest, StitcherPassesBothHeads) {
   SelfMetrics self;
   Heads heads;
   ConnTracker t(ConnTrackerOptions{}, &heads, &self);
   const std::string req = Fixture("http1/curl_get.req");
   const std::string resp = Fixture("http1/nginx_200.resp");
-  uint32_t in = 1, out = 1;
-  for (int i = 0; i < 2; ++i) {  // keep-alive: the second pair reuses the buffers
-    t.OnData(Event(Direction::kIngress, req, 1000 + i * 10000, in));
-    in += static_cast<uint32_t>(req.size());
-    t.OnData(Event(Direction::kEgress, resp, 5000 + i * 10000, out));
-    out += static_cast<uint32_t>(resp.size());
-  }
+  TwoExchanges(&t, req, resp);
   ASSERT_EQ(heads.requests.size(), 2u);
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(heads.requests[i], HeadOf(req));
     EXPECT_EQ(heads.responses[i], HeadOf(resp));
   }
+}
+
+// Without trace assembly nothing reads the heads: they are not copied, and
+// the spans are otherwise the same.
+TEST(SpanHeadsTest, NoHeadsWhenNotKept) {
+  SelfMetrics self;
+  Heads heads;
+  ConnTrackerOptions o;
+  o.keep_heads = false;
+  ConnTracker t(o, &heads, &self);
+  TwoExchanges(&t, Fixture("http1/curl_get.req"), Fixture("http1/nginx_200.resp"));
+  EXPECT_EQ(heads.requests, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(heads.responses, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(heads.statuses, (std::vector<int>{200, 200}));
+  EXPECT_EQ(heads.targets,
+            (std::vector<std::string>{"/api/items/42?page=2", "/api/items/42?page=2"}));
 }
 
 }  // namespace

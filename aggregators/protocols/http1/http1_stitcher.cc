@@ -163,7 +163,7 @@ bool Http1Stitcher::FeedHead(Stream& s, const StreamSegment& seg, size_t* o,
   switch (ParseHead(data.substr(*o), s.is_request, &head, &n)) {
     case ParseState::kSuccess:
       BeginMessage(s, head, seg, *o, ctx);
-      s.msg.head.assign(data.substr(*o, n));
+      if (ctx.keep_heads) s.msg.head.assign(data.substr(*o, n));
       s.msg.bytes = n;
       *o += n;
       StartBody(s, head, seg.EventAt(*o - 1).exit_ns, ctx);
@@ -199,7 +199,7 @@ void Http1Stitcher::Salvage(Stream& s, const StreamSegment& seg, size_t o, const
     return;
   }
   BeginMessage(s, head, seg, o, ctx);
-  s.msg.head.assign(seg.data.substr(o, kMaxHeadBytes));
+  if (ctx.keep_heads) s.msg.head.assign(seg.data.substr(o, kMaxHeadBytes));
   s.msg.bytes = seg.data.size() - o;
   if (!s.is_request && !IsInterim(head.status)) FinalResponseBegins(ctx);
   // Without the framing headers, the end is a guess: most requests and

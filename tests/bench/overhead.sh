@@ -4,7 +4,8 @@
 # saturated by wrk, alternated with and without redmap ROUNDS times.
 #
 # Prints (and writes to $OUT):
-#   - saturated requests/s with and without redmap, and their ratio
+#   - saturated requests/s with and without redmap, and their ratio (of the
+#     means, and each round's own with their median)
 #   - p99 latency at saturation (wrk --latency), ratio
 #   - p99 latency at a fixed half-saturation rate (h2load --rps, per-request
 #     log), ratio; and at that rate the whole machine's busy CPU time per
@@ -25,6 +26,9 @@
 # reads around every program run: measured 5-8 % of this workload's
 # throughput). So the throughput and latency runs have it off, and each round
 # adds a third run, with it on, that only measures the BPF time per request.
+# What bpf_stats adds to each run it times is measured once at the end, on
+# the empty hook program (bpf_stats_floor_ns_per_run), and the BPF time is
+# also given net of it (every run of redmap's programs pays it once).
 #
 # Usage (root): tests/bench/overhead.sh [build/redmap_exporter]
 # Env: ROUNDS (3), DURATION seconds per run (10), CONNS (16), OUT file,
@@ -101,8 +105,8 @@ names = {"sys_exit_btf", "sys_exit_compat", "sys_exit_raw", "tcp_state", "tcp_re
 t = {}
 for p in json.load(sys.stdin):
     if p.get("name") in names:
-        t[p["name"]] = t.get(p["name"], 0) + p.get("run_time_ns", 0)
-print(",".join(f"{k}={v}" for k, v in sorted(t.items())) or "none=0")'
+        t[p["name"]] = t.get(p["name"], 0) + p.get(sys.argv[1], 0)
+print(",".join(f"{k}={v}" for k, v in sorted(t.items())) or "none=0")' "${1:-run_time_ns}"
 }
 # "a=1,b=2" "a=3,b=5" requests -> "a=<ns/req>,b=<ns/req>"
 bpf_per_request() {
@@ -191,7 +195,7 @@ sysctl -qw kernel.bpf_stats_enabled=0
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
 declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups
-declare -a load_avg hook_rps capture_rps
+declare -a load_avg hook_rps capture_rps bpf_runs_per_req
 for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ < <(run_wrk)
   base_rps+=("$rps"); base_p99+=("$p99")
@@ -205,13 +209,18 @@ for round in $(seq "$ROUNDS"); do
   red_rps+=("$rps"); red_p99+=("$p99")
   # The same exporter again, with bpf_stats on, for the BPF time alone.
   sysctl -qw kernel.bpf_stats_enabled=1
-  bpf0=$(bpf_run_ns)
+  bpf0=$(bpf_run_ns); cnt0=$(bpf_run_ns run_cnt)
   read -r _ _ stats_reqs < <(run_wrk)
-  bpf1=$(bpf_run_ns)
+  bpf1=$(bpf_run_ns); cnt1=$(bpf_run_ns run_cnt)
   sysctl -qw kernel.bpf_stats_enabled=0
   stop_exporter
   per_prog=$(bpf_per_request "$bpf0" "$bpf1" "$stats_reqs")
   bpf_breakdown+=("$per_prog")
+  bpf_runs_per_req+=("$(python3 -c '
+import sys
+a = dict(kv.split("=") for kv in sys.argv[1].split(","))
+b = dict(kv.split("=") for kv in sys.argv[2].split(","))
+print(round(sum(int(v) - int(a.get(k, 0)) for k, v in b.items()) / int(sys.argv[3]), 2))' "$cnt0" "$cnt1" "$stats_reqs")")
   bpf_us=$(python3 -c "print(sum(float(kv.split('=')[1]) for kv in '$per_prog'.split(',')) / 1e3)")
   user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs*1e6)")")
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
@@ -244,6 +253,23 @@ for round in $(seq "$ROUNDS"); do
   echo "fixed-rate round $round: p99 baseline ${fixed_base[-1]} ms | redmap ${fixed_red[-1]} ms; machine CPU per request baseline ${fixed_cpu_base[-1]} us | redmap ${fixed_cpu_red[-1]} us" >&2
 done
 
+# What bpf_stats adds to a run it times: an empty program's run time.
+start_floor hook
+sysctl -qw kernel.bpf_stats_enabled=1
+empty_run_ns() {
+  bpftool prog show name empty_sys_exit -j | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+p = p[0] if isinstance(p, list) else p
+print(p.get("run_time_ns", 0), p.get("run_cnt", 0))'
+}
+read -r floor_ns0 floor_cnt0 < <(empty_run_ns)
+run_wrk > /dev/null
+read -r floor_ns1 floor_cnt1 < <(empty_run_ns)
+sysctl -qw kernel.bpf_stats_enabled=0
+stop_floor
+stats_floor=$(python3 -c "print(round(($floor_ns1 - $floor_ns0) / max(1, $floor_cnt1 - $floor_cnt0), 1))")
+
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# redmap overhead: nginx 'return 200' on loopback, wrk -t1 -c$CONNS, ${DURATION}s x $ROUNDS rounds alternated"
@@ -252,6 +278,13 @@ mkdir -p "$(dirname "$OUT")"
   echo "baseline_rps_mean $(mean "${base_rps[@]}")"
   echo "redmap_rps_mean $(mean "${red_rps[@]}")"
   echo "throughput_ratio $(python3 -c "print(round($(mean "${red_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
+  # Each round's own ratio (its runs are seconds apart) and their median:
+  # less at the mercy of one slow or fast baseline run than the means.
+  echo "throughput_ratio_per_round $(python3 -c "
+import statistics, sys
+b, r = sys.argv[1].split(), sys.argv[2].split()
+q = [float(y) / float(x) for x, y in zip(b, r)]
+print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')" "${base_rps[*]}" "${red_rps[*]}")"
   echo "floor_empty_hook_rps_mean $(mean "${hook_rps[@]}")"
   echo "floor_empty_hook_ratio $(python3 -c "print(round($(mean "${hook_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
   echo "floor_capture_only_rps_mean $(mean "${capture_rps[@]}")"
@@ -265,6 +298,9 @@ mkdir -p "$(dirname "$OUT")"
   echo "fixed_rate_added_cpu_us_per_request $(python3 -c "print(round($(mean "${fixed_cpu_red[@]}") - $(mean "${fixed_cpu_base[@]}"), 3))")"
   echo "redmap_cpu_us_per_request $(mean "${cpu_per_req[@]}")"
   echo "redmap_userspace_us_per_request $(mean "${user_per_req[@]}")"
+  echo "bpf_stats_floor_ns_per_run $stats_floor"
+  echo "redmap_bpf_runs_per_request $(mean "${bpf_runs_per_req[@]}")"
+  echo "redmap_cpu_us_per_request_net_of_bpf_stats $(python3 -c "print(round($(mean "${cpu_per_req[@]}") - $stats_floor * $(mean "${bpf_runs_per_req[@]}") / 1e3, 3))")"
   echo "redmap_bpf_ns_per_request_by_program ${bpf_breakdown[*]}"
   echo "redmap_wakeups_per_1000_requests ${wakeups[*]}"
   echo "load_average_during_redmap_runs ${load_avg[*]}"

@@ -372,18 +372,27 @@ static __always_inline void submit(void *data, __u64 size)
 		st->v[REDMAP_STAT_RINGBUF_DROPS]++;
 		return;
 	}
-	/* Wake the reader once, on the record that takes the ring across
-	 * wakeup_bytes; never after. A wakeup is an irq_work self-IPI (in a VM,
+	/* Wake the reader once, when the ring is first seen past wakeup_bytes;
+	 * never after. A wakeup is an irq_work self-IPI (in a VM,
 	 * an APIC write that traps to the hypervisor: measured ~7% of nginx's
 	 * CPU when every record past the mark forced one while the reader
 	 * waited for a CPU). One is enough: it puts the ring on the reader's
-	 * epoll ready list, and the reader drains everything it finds there. */
-	__u64 queued = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	__u64 flags = queued < wakeup_bytes && queued + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									     : BPF_RB_NO_WAKEUP;
+	 * epoll ready list, and the reader drains everything it finds there.
+	 * The fill is looked at on every 8th record (a helper call each time;
+	 * measured: -65 ns per request on nginx + wrk): the wakeup then comes
+	 * at most 7 records past the mark, and the fill the exporter reports is
+	 * that of the latest look. */
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (((st->v[REDMAP_STAT_EVENTS] + st->v[REDMAP_STAT_RINGBUF_DROPS]) & 7) == 0) {
+		__u64 queued = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+
+		if (st->v[REDMAP_STAT_RING_QUEUED] < wakeup_bytes && queued >= wakeup_bytes)
+			flags = BPF_RB_FORCE_WAKEUP;
+		st->v[REDMAP_STAT_RING_QUEUED] = queued; /* ring fill, for redmap_table_entries */
+	}
 	long err = bpf_ringbuf_output(ring, data, size, flags);
 
-	st->v[REDMAP_STAT_RING_QUEUED] = queued; /* ring fill, for redmap_table_entries */
 	st->v[err ? REDMAP_STAT_RINGBUF_DROPS : REDMAP_STAT_EVENTS]++;
 }
 

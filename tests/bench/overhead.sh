@@ -108,14 +108,14 @@ for p in json.load(sys.stdin):
         t[p["name"]] = t.get(p["name"], 0) + p.get(sys.argv[1], 0)
 print(",".join(f"{k}={v}" for k, v in sorted(t.items())) or "none=0")' "${1:-run_time_ns}"
 }
-# "a=1,b=2" "a=3,b=5" requests -> "a=<ns/req>,b=<ns/req>"
+# "a=1,b=2" "a=3,b=5" requests [decimals] -> "a=<per req>,b=<per req>"
 bpf_per_request() {
   python3 -c '
 import sys
 a = dict(kv.split("=") for kv in sys.argv[1].split(","))
 b = dict(kv.split("=") for kv in sys.argv[2].split(","))
-n = int(sys.argv[3])
-print(",".join(f"{k}={(int(v) - int(a.get(k, 0))) / n:.0f}" for k, v in sorted(b.items())))' "$@"
+n, d = int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0
+print(",".join(f"{k}={(int(v) - int(a.get(k, 0))) / n:.{d}f}" for k, v in sorted(b.items())))' "$@"
 }
 voluntary_switches() {  # summed over the exporter's threads
   cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s }'
@@ -216,11 +216,8 @@ for round in $(seq "$ROUNDS"); do
   stop_exporter
   per_prog=$(bpf_per_request "$bpf0" "$bpf1" "$stats_reqs")
   bpf_breakdown+=("$per_prog")
-  bpf_runs_per_req+=("$(python3 -c '
-import sys
-a = dict(kv.split("=") for kv in sys.argv[1].split(","))
-b = dict(kv.split("=") for kv in sys.argv[2].split(","))
-print(round(sum(int(v) - int(a.get(k, 0)) for k, v in b.items()) / int(sys.argv[3]), 2))' "$cnt0" "$cnt1" "$stats_reqs")")
+  runs=$(bpf_per_request "$cnt0" "$cnt1" "$stats_reqs" 3)
+  bpf_runs_per_req+=("$(python3 -c "print(round(sum(float(kv.split('=')[1]) for kv in '$runs'.split(',')), 2))")")
   bpf_us=$(python3 -c "print(sum(float(kv.split('=')[1]) for kv in '$per_prog'.split(',')) / 1e3)")
   user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs*1e6)")")
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")

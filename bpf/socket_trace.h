@@ -20,6 +20,24 @@
 #define REDMAP_MAX_PAYLOAD 16384
 
 /* Record types (first __u32 of every record). */
+/* Kernel-side batching (socket_trace.bpf.c): a ring record holds one or
+ * more events back to back, each padded to a multiple of 8 bytes. */
+#define REDMAP_BATCH_EVENTS 16
+#define REDMAP_BATCH_BYTES 8192
+
+/* The head of each CPU's batch in scratch_map (mmapped by userspace, which
+ * reads count and first_ns to decide whether the batch needs a flush). */
+struct redmap_batch_state {
+	__u32 used;  /* bytes of events in the batch, < REDMAP_BATCH_BYTES between events */
+	__u32 count; /* events in the batch */
+	/* An event is being added (set and cleared by the one program on this
+	 * CPU that writes the batch; flush_batch, which may interrupt it, then
+	 * only asks for a flush). */
+	__u32 busy;
+	__u32 flush_wanted;
+	__u64 first_ns; /* timestamp of the batch's first event */
+};
+
 #define REDMAP_EVENT_DATA 1
 #define REDMAP_EVENT_CLOSE 2
 

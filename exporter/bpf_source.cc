@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -58,6 +59,7 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
 class BpfSource::Impl {
  public:
   ~Impl() {
+    if (batches_ != nullptr) munmap(const_cast<uint8_t*>(batches_), batches_len_);
     for (bpf_link* link : links_) bpf_link__destroy(link);
     if (skel_ != nullptr) socket_trace__destroy(skel_);
     for (int fd : cpu_rings_) close(fd);
@@ -125,6 +127,7 @@ class BpfSource::Impl {
     while (uint64_t{per_cpu_ring_bytes_} * 2 * cpus <= options.capture.ring_buffer_bytes) {
       per_cpu_ring_bytes_ *= 2;
     }
+    skel_->rodata->batch_bytes = std::min<uint32_t>(REDMAP_BATCH_BYTES, per_cpu_ring_bytes_ / 16);
     skel_->rodata->wakeup_bytes =
         std::max<uint64_t>(1, std::min<uint64_t>(options.capture.wakeup_bytes / cpus,
                                                  per_cpu_ring_bytes_ / 2));
@@ -208,7 +211,7 @@ class BpfSource::Impl {
     // 5. Attach one by one; a failure is logged and exported, not fatal.
     int attached = 0;
     bpf_object__for_each_program(prog, skel_->obj) {
-      if (!bpf_program__autoload(prog)) continue;
+      if (!bpf_program__autoload(prog) || prog == skel_->progs.flush_batch) continue;
       bpf_link* link = bpf_program__attach(prog);
       if (link == nullptr) {
         int err = errno;
@@ -222,6 +225,23 @@ class BpfSource::Impl {
       ++attached;
     }
     if (attached == 0) return absl::FailedPreconditionError("no BPF probe could be attached");
+    // Batches reach the rings when full or when flush_batch sends them
+    // (before a read that needs them). Where it cannot run, every event is
+    // sent alone.
+    const bpf_map* scratch = skel_->maps.scratch_map;
+    batch_stride_ = (bpf_map__value_size(scratch) + 7) & ~size_t{7};
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    batches_len_ = (batch_stride_ * static_cast<size_t>(num_cpus_) + page - 1) / page * page;
+    void* m = mmap(nullptr, batches_len_, PROT_READ, MAP_SHARED, bpf_map__fd(scratch), 0);
+    if (m == MAP_FAILED) {
+      return absl::InternalError(absl::StrCat("cannot map the event batches: ", ErrnoText(errno)));
+    }
+    batches_ = static_cast<const uint8_t*>(m);
+    if (!FlushBatches(std::numeric_limits<uint64_t>::max())) {
+      fprintf(stderr, "redmap: cannot run flush_batch on each CPU (%s); events are sent one "
+                      "by one\n", ErrnoText(errno).c_str());
+      skel_->data->batch_events = 1;
+    }
     return OpenRing();
   }
 
@@ -313,10 +333,32 @@ class BpfSource::Impl {
   // Hands every ring's records older than cutoff_ns to the sink, in time
   // order, and frees their place in the rings.
   void Deliver(uint64_t cutoff_ns) {
+    FlushBatches(cutoff_ns);
     rings_.Note(&merger_);
     const size_t rejected = merger_.Deliver(cutoff_ns, sink_);
     rings_.Consume(merger_);
     if (rejected > 0) self_->AddDropped(DropReason::kDecodeError, rejected);
+  }
+
+  // Runs flush_batch on each CPU whose batch holds an event older than
+  // cutoff_ns (on every CPU for UINT64_MAX): those events go to its ring.
+  // False (errno set) when it could not run on some online CPU.
+  bool FlushBatches(uint64_t cutoff_ns) {
+    const int fd = bpf_program__fd(skel_->progs.flush_batch);
+    bool ok = true;
+    for (int cpu = 0; cpu < num_cpus_; ++cpu) {
+      if (cutoff_ns != std::numeric_limits<uint64_t>::max()) {
+        // Read while the kernel writes: a stale look costs a needless
+        // flush or leaves a batch that is younger than the cutoff anyway.
+        const auto* st = reinterpret_cast<const volatile redmap_batch_state*>(
+            batches_ + batch_stride_ * static_cast<size_t>(cpu));
+        if (st->count == 0 || st->first_ns >= cutoff_ns) continue;
+      }
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU,
+                  .cpu = static_cast<uint32_t>(cpu));
+      if (bpf_prog_test_run_opts(fd, &opts) != 0 && errno != ENXIO) ok = false;  // ENXIO: offline
+    }
+    return ok;
   }
 
   // Records younger than this at the start of a read are held back a round.
@@ -357,6 +399,10 @@ class BpfSource::Impl {
   }
 
   BpfSourceOptions options_;
+  // scratch_map, mapped read-only: each CPU's redmap_batch_state.
+  const uint8_t* batches_ = nullptr;
+  size_t batches_len_ = 0;
+  size_t batch_stride_ = 0;
   SelfMetrics* self_ = nullptr;
   socket_trace* skel_ = nullptr;
   std::vector<bpf_link*> links_;

@@ -32,6 +32,34 @@ void FillEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port, Endpoi
 
 }  // namespace
 
+size_t NextEventSize(const void* data, size_t size) {
+  if (data == nullptr || size < sizeof(uint32_t)) return size;
+  uint32_t type;
+  std::memcpy(&type, data, sizeof(type));
+  size_t n;
+  switch (type) {
+    case REDMAP_EVENT_DATA: {
+      uint32_t captured;
+      if (size < sizeof(redmap_data_event)) return size;
+      std::memcpy(&captured, static_cast<const uint8_t*>(data) + offsetof(redmap_data_event, captured_len),
+                  sizeof(captured));
+      if (captured > size - sizeof(redmap_data_event)) return size;
+      n = sizeof(redmap_data_event) + captured;
+      break;
+    }
+    case REDMAP_EVENT_CLOSE:
+      n = sizeof(redmap_close_event);
+      break;
+    case REDMAP_EVENT_TCP:
+      n = sizeof(redmap_tcp_event);
+      break;
+    default:
+      return size;
+  }
+  n = (n + 7) & ~size_t{7};
+  return n < size ? n : size;
+}
+
 bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns) {
   if (data == nullptr || size < sizeof(uint32_t)) return false;
   uint32_t type;

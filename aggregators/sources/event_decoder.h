@@ -15,6 +15,11 @@ enum class DecodeResult { kData, kClose, kTcp, kInvalid };
 
 DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink);
 
+// The length of the event at the start of a ring record of `size` bytes
+// (> 0): the event with its padding to 8 bytes, or all of `size` when what
+// is there is not a whole event (the decoder then rejects it).
+size_t NextEventSize(const void* data, size_t size);
+
 // The kernel timestamp a record is ordered by (a data event's exit, a close,
 // a TCP event); false when the record is too short to have one.
 bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns);

@@ -7,10 +7,39 @@
 namespace redmap {
 
 void RecordMerger::Add(uint32_t ring, const void* data, size_t size) {
-  uint64_t ts;
-  // Untimed (malformed) records sort first: they are rejected anyway.
-  if (!RecordTimestamp(data, size, &ts)) ts = 0;
-  index_.push_back({ts, seq_++, static_cast<const uint8_t*>(data), size, ring});
+  if (ring >= added_.size()) {
+    added_.resize(ring + 1, 0);
+    skip_.resize(ring + 1, 0);
+  }
+  uint32_t skip = 0;
+  if (!added_[ring]) {  // the ring's first record: maybe cut last round
+    added_[ring] = 1;
+    skip = skip_[ring];
+    skip_[ring] = 0;
+  }
+  for (;;) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    size_t left = size;
+    uint32_t index = 0;
+    const size_t first = index_.size();
+    do {
+      const size_t n = NextEventSize(p, left);
+      if (index >= skip) {
+        uint64_t ts;
+        // Untimed (malformed) events sort first: they are rejected anyway.
+        if (!RecordTimestamp(p, n, &ts)) ts = 0;
+        index_.push_back({ts, seq_++, p, n, ring, index, false});
+      }
+      ++index;
+      p += n;
+      left -= n;
+    } while (left > 0);
+    if (index_.size() > first) {
+      index_.back().last = true;
+      return;
+    }
+    skip = 0;  // fewer events than were delivered: not the record that was cut
+  }
 }
 
 // Puts index_ in (ts, seq) order. It holds a few runs already in that
@@ -47,7 +76,7 @@ size_t RecordMerger::Deliver(uint64_t cutoff_ns, EventSink* sink) {
   std::fill(cut_.begin(), cut_.end(), 0);
   held_back_ = 0;
   if (index_.empty()) return 0;
-  // Each ring's prefix before its first record at or after the cutoff,
+  // Each ring's prefix before its first event at or after the cutoff,
   // kept in arrival order; where the kept records step back in time, the
   // next ring's run (or a preempted program's record) starts.
   const bool all = cutoff_ns == std::numeric_limits<uint64_t>::max();
@@ -59,7 +88,12 @@ size_t RecordMerger::Deliver(uint64_t cutoff_ns, EventSink* sink) {
       delivered_.resize(e.ring + 1, 0);
     }
     if (cut_[e.ring] || (!all && e.ts >= cutoff_ns)) {
-      cut_[e.ring] = 1;
+      if (!cut_[e.ring]) {
+        cut_[e.ring] = 1;
+        // The events of its record before it go now; the record stays.
+        if (e.ring >= skip_.size()) skip_.resize(e.ring + 1, 0);
+        skip_[e.ring] = e.index;
+      }
       ++held_back_;
       continue;
     }
@@ -70,10 +104,11 @@ size_t RecordMerger::Deliver(uint64_t cutoff_ns, EventSink* sink) {
   Order();
   size_t rejected = 0;
   for (const Entry& e : index_) {
-    ++delivered_[e.ring];
+    if (e.last) ++delivered_[e.ring];
     if (DecodeRecord(e.data, e.size, sink) == DecodeResult::kInvalid) ++rejected;
   }
   index_.clear();
+  std::fill(added_.begin(), added_.end(), 0);
   return rejected;
 }
 

@@ -47,8 +47,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // ring held back is noted again, as the ring reader does).
   redmap::RecordMerger merger;
   const size_t cut = copy.empty() ? 0 : copy[0] % (copy.size() + 1);
-  const uint8_t* piece[2] = {copy.data(), copy.data() + cut};
-  const size_t piece_size[2] = {cut, copy.size() - cut};
+  // Each piece its own exact-size copy: a record is walked event by event
+  // (a ring record may hold a batch), never past its end.
+  const std::vector<uint8_t> pieces[2] = {std::vector<uint8_t>(copy.begin(), copy.begin() + cut),
+                                          std::vector<uint8_t>(copy.begin() + cut, copy.end())};
+  const uint8_t* piece[2] = {pieces[0].data(), pieces[1].data()};
+  const size_t piece_size[2] = {pieces[0].size(), pieces[1].size()};
   for (uint32_t ring = 0; ring < 2; ++ring) merger.Add(ring, piece[ring], piece_size[ring]);
   merger.Deliver(size >= 16 ? copy[1] * 1000ull : 0, &sink);
   for (uint32_t ring = 0; ring < 2; ++ring) {

@@ -198,5 +198,25 @@ TEST(EventDecoderTest, RejectsInconsistentLengths) {
   EXPECT_TRUE(sink.data.empty());
 }
 
+TEST(NextEventSizeTest, EventsArePaddedToEightBytesAndNeverPastTheRecord) {
+  std::vector<uint8_t> rec(sizeof(redmap_data_event) + 3 + 5 + sizeof(redmap_close_event), 0);
+  redmap_data_event h{};
+  h.type = REDMAP_EVENT_DATA;
+  h.captured_len = 3;
+  std::memcpy(rec.data(), &h, sizeof(h));
+  redmap_close_event c{};
+  c.type = REDMAP_EVENT_CLOSE;
+  std::memcpy(rec.data() + sizeof(h) + 8, &c, sizeof(c));
+  EXPECT_EQ(NextEventSize(rec.data(), rec.size()), sizeof(h) + 8);
+  EXPECT_EQ(NextEventSize(rec.data() + sizeof(h) + 8, sizeof(c)), sizeof(c));
+  // The last event of a record needs no padding.
+  EXPECT_EQ(NextEventSize(rec.data(), sizeof(h) + 3), sizeof(h) + 3);
+  // Not a whole event: the rest of the record, rejected by the decoder.
+  EXPECT_EQ(NextEventSize(rec.data(), sizeof(h) + 2), sizeof(h) + 2);
+  EXPECT_EQ(NextEventSize(rec.data(), 3), 3u);
+  const uint32_t unknown = 99;
+  EXPECT_EQ(NextEventSize(&unknown, sizeof(unknown)), sizeof(unknown));
+}
+
 }  // namespace
 }  // namespace redmap

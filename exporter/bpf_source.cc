@@ -342,10 +342,11 @@ class BpfSource::Impl {
 
   // Runs flush_batch on each CPU whose batch holds an event older than
   // cutoff_ns (on every CPU for UINT64_MAX): those events go to its ring.
-  // False (errno set) when it could not run on some online CPU.
+  // False (errno set to the first error) when it could not run on some
+  // online CPU.
   bool FlushBatches(uint64_t cutoff_ns) {
     const int fd = bpf_program__fd(skel_->progs.flush_batch);
-    bool ok = true;
+    int first_error = 0;
     for (int cpu = 0; cpu < num_cpus_; ++cpu) {
       if (cutoff_ns != std::numeric_limits<uint64_t>::max()) {
         // Read while the kernel writes: a stale look costs a needless
@@ -356,9 +357,12 @@ class BpfSource::Impl {
       }
       LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU,
                   .cpu = static_cast<uint32_t>(cpu));
-      if (bpf_prog_test_run_opts(fd, &opts) != 0 && errno != ENXIO) ok = false;  // ENXIO: offline
+      if (bpf_prog_test_run_opts(fd, &opts) != 0 && errno != ENXIO && first_error == 0) {
+        first_error = errno;  // ENXIO: an offline CPU, nothing to flush
+      }
     }
-    return ok;
+    errno = first_error;
+    return first_error == 0;
   }
 
   // Records younger than this at the start of a read are held back a round.

@@ -19,7 +19,6 @@
  * lengths with it to satisfy the verifier. */
 #define REDMAP_MAX_PAYLOAD 16384
 
-/* Record types (first __u32 of every record). */
 /* Kernel-side batching (socket_trace.bpf.c): a ring record holds one or
  * more events back to back, each padded to a multiple of 8 bytes. */
 #define REDMAP_BATCH_EVENTS 16
@@ -38,6 +37,7 @@ struct redmap_batch_state {
 	__u64 first_ns; /* timestamp of the batch's first event */
 };
 
+/* Event types (first __u32 of every event). */
 #define REDMAP_EVENT_DATA 1
 #define REDMAP_EVENT_CLOSE 2
 

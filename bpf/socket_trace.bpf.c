@@ -527,6 +527,8 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 	struct scratch *s = batch_begin(&used);
 	if (!s)
 		return 0;
+	/* Clamped again here: the verifier loses batch_begin's bound on the
+	 * way back (rejected when batch_begin returned the slot instead). */
 	barrier_var(used);
 	if (used >= REDMAP_BATCH_BYTES)
 		used = 0;

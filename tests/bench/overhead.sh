@@ -20,7 +20,9 @@
 #     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
 #     run_time_ns), and that total broken down: ns per request per BPF
 #     program, userspace us per request, and the exporter's voluntary context
-#     switches (its wakeups) per 1000 requests
+#     switches (its wakeups) per 1000 requests, and the machine's irq_work
+#     interrupts per 1000 requests (IWI in /proc/interrupts: how the BPF side
+#     wakes the exporter; each is an IPI, in a VM a trap to the hypervisor)
 #
 # bpf_stats is itself a cost redmap never asks for in production (two clock
 # reads around every program run: measured 5-8 % of this workload's
@@ -117,6 +119,9 @@ b = dict(kv.split("=") for kv in sys.argv[2].split(","))
 n, d = int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0
 print(",".join(f"{k}={(int(v) - int(a.get(k, 0))) / n:.{d}f}" for k, v in sorted(b.items())))' "$@"
 }
+irq_work_interrupts() {  # all CPUs
+  awk '$1 == "IWI:" { s = 0; for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i; print s }' /proc/interrupts
+}
 voluntary_switches() {  # summed over the exporter's threads
   cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s }'
 }
@@ -194,7 +199,7 @@ PY
 sysctl -qw kernel.bpf_stats_enabled=0
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
-declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups
+declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups irq_works
 declare -a load_avg hook_rps capture_rps bpf_runs_per_req
 for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ < <(run_wrk)
@@ -202,9 +207,11 @@ for round in $(seq "$ROUNDS"); do
   start_exporter
   cpu0=$(proc_cpu_seconds "$EXPORTER_PID")
   sw0=$(voluntary_switches "$EXPORTER_PID")
+  iw0=$(irq_work_interrupts)
   read -r rps p99 reqs < <(run_wrk)
   cpu1=$(proc_cpu_seconds "$EXPORTER_PID")
   sw1=$(voluntary_switches "$EXPORTER_PID")
+  iw1=$(irq_work_interrupts)
   load_avg+=("$(cut -d' ' -f1 /proc/loadavg)")
   red_rps+=("$rps"); red_p99+=("$p99")
   # The same exporter again, with bpf_stats on, for the BPF time alone.
@@ -222,6 +229,7 @@ for round in $(seq "$ROUNDS"); do
   user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs*1e6)")")
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
   wakeups+=("$(python3 -c "print(round(($sw1 - $sw0) / $reqs * 1000, 1))")")
+  irq_works+=("$(python3 -c "print(round(($iw1 - $iw0) / $reqs * 1000, 2))")")
   echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req (BPF ns/req: $per_prog; userspace ${user_per_req[-1]} us/req)" >&2
   # The floors: the hook alone, then the capture with the events dropped.
   start_floor hook
@@ -300,6 +308,7 @@ print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')"
   echo "redmap_cpu_us_per_request_net_of_bpf_stats $(python3 -c "print(round($(mean "${cpu_per_req[@]}") - $stats_floor * $(mean "${bpf_runs_per_req[@]}") / 1e3, 3))")"
   echo "redmap_bpf_ns_per_request_by_program ${bpf_breakdown[*]}"
   echo "redmap_wakeups_per_1000_requests ${wakeups[*]}"
+  echo "irq_work_interrupts_per_1000_requests ${irq_works[*]}"
   echo "load_average_during_redmap_runs ${load_avg[*]}"
   echo "rounds_rps_baseline ${base_rps[*]}"
   echo "rounds_rps_redmap ${red_rps[*]}"

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -252,6 +253,63 @@ TEST(BpfSourceTest, OverloadDropsAreCountedNotHidden) {
   // Every record written was delivered: what was lost is exactly what the
   // kernel counted as dropped.
   EXPECT_EQ(k.events, sink.data.load() + sink.closes.load());
+}
+
+// The capture loop sleeps in epoll_wait for up to poll_interval_ms, and the
+// kernel side wakes it when a ring holds wakeup_bytes, but only while it
+// sleeps there (a busy or pacing reader comes back by itself; a wakeup is an
+// IPI). With a poll interval of 4 s and the TCP programs off (their ring
+// wakes the reader on its own), traffic that fills the rings far past
+// wakeup_bytes must reach the sink well before the first timeout would.
+TEST(BpfSourceTest, ASleepingReaderIsWokenOnceARingHoldsWakeupBytes) {
+  TempDir dir;
+  dir.Write("b.txt", std::string(3000, 'b'));
+  Subprocess server;
+  const int port = StartHttpServer(dir, &server);
+  ASSERT_NE(port, 0) << server.Output();
+
+  BpfSourceOptions options;
+  options.self_tgid = getpid();
+  options.capture.poll_interval_ms = 4000;
+  options.network.enabled = false;
+  SelfMetrics self;
+  auto source = BpfSource::Create(options, &self);
+  ASSERT_THAT(source, testing::IsOk());
+  RecordingSink sink;
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { ASSERT_THAT((*source)->Run(&sink, stop), testing::IsOk()); });
+  // Let the loop's first round go by: it is asleep in epoll_wait from here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto started = std::chrono::steady_clock::now();
+  constexpr int kRequests = 200;  // ~1.3 MB of events, wakeup_bytes is 64 KiB
+  std::string args;
+  for (int i = 0; i < kRequests; ++i) {
+    absl::StrAppend(&args, " -o /dev/null http://127.0.0.1:", port, "/b.txt");
+  }
+  auto r = RunShell(absl::StrCat("curl -sS", args));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto server_requests = [&] {
+    std::lock_guard<std::mutex> l(sink.mu);
+    int n = 0;
+    for (const auto& rec : sink.data) {
+      n += rec.ev.conn.tgid == static_cast<uint32_t>(server.pid()) &&
+           rec.ev.direction == Direction::kIngress;
+    }
+    return n;
+  };
+  // Well before the 4 s timeout: only a wakeup can have brought these.
+  const auto deadline = started + std::chrono::milliseconds(2500);
+  while (server_requests() < kRequests / 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int seen = server_requests();
+  const auto waited = std::chrono::steady_clock::now() - started;
+  stop = true;
+  runner.join();
+  EXPECT_GE(seen, kRequests / 2) << "after "
+                                 << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
+                                 << " ms";
+  EXPECT_EQ((*source)->ReadKernelStats().ringbuf_drops, 0u);
 }
 
 // A ring much smaller than the traffic: records keep crossing its end, and

@@ -61,11 +61,28 @@ int StartHttpServer(const TempDir& dir, Subprocess* server) {
   return WaitForPort("127.0.0.1", port, std::chrono::seconds(10)) ? port : 0;
 }
 
+// python3's http.server serving one file (port 0 if it never started).
+struct FileServer {
+  FileServer(const std::string& name, const std::string& body) {
+    dir.Write(name, body);
+    port = StartHttpServer(dir, &server);
+  }
+  TempDir dir;
+  Subprocess server;
+  int port = 0;
+};
+
+// Defaults, with this test process left out of the capture.
+BpfSourceOptions NotSelfOptions() {
+  BpfSourceOptions options;
+  options.self_tgid = getpid();
+  return options;
+}
+
 // Rings of 32 KiB per CPU (on 2 CPUs) with whole 4 KiB payloads: a few
 // dozen records fill one.
 BpfSourceOptions TinyRingOptions() {
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
+  BpfSourceOptions options = NotSelfOptions();
   options.capture.ring_buffer_bytes = 16 * 4096;
   options.capture.payload_bytes = 4096;
   return options;
@@ -84,15 +101,13 @@ struct SysExitVariant {
 class BpfSourceVariantTest : public ::testing::TestWithParam<SysExitVariant> {};
 
 TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
-  TempDir dir;
-  dir.Write("hello.txt", std::string(5000, 'x'));
-  Subprocess server;
-  const int port = StartHttpServer(dir, &server);
-  ASSERT_NE(port, 0) << server.Output();
+  FileServer fs("hello.txt", std::string(5000, 'x'));
+  ASSERT_NE(fs.port, 0) << fs.server.Output();
+  const int port = fs.port;
+  Subprocess& server = fs.server;
 
   SelfMetrics self;
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
+  BpfSourceOptions options = NotSelfOptions();
   options.force_raw_tracepoint = GetParam().force_raw_tracepoint;
   options.force_helper_reads = GetParam().force_helper_reads;
   auto source = BpfSource::Create(options, &self);
@@ -185,13 +200,11 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {
-  TempDir dir;
-  Subprocess server;
-  const int port = StartHttpServer(dir, &server);
-  ASSERT_NE(port, 0) << server.Output();
+  FileServer fs("x", "x");
+  ASSERT_NE(fs.port, 0) << fs.server.Output();
+  const int port = fs.port;
   SelfMetrics self;
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
+  BpfSourceOptions options = NotSelfOptions();
   options.self_port = static_cast<uint16_t>(port);
   auto source = BpfSource::Create(options, &self);
   ASSERT_THAT(source, testing::IsOk());
@@ -230,11 +243,9 @@ class SlowSink : public EventSink {
 };
 
 TEST(BpfSourceTest, OverloadDropsAreCountedNotHidden) {
-  TempDir dir;
-  dir.Write("x", "x");
-  Subprocess server;
-  const int port = StartHttpServer(dir, &server);
-  ASSERT_NE(port, 0) << server.Output();
+  FileServer fs("x", "x");
+  ASSERT_NE(fs.port, 0) << fs.server.Output();
+  const int port = fs.port;
 
   SelfMetrics self;
   auto source = BpfSource::Create(TinyRingOptions(), &self);
@@ -262,14 +273,12 @@ TEST(BpfSourceTest, OverloadDropsAreCountedNotHidden) {
 // wakes the reader on its own), traffic that fills the rings far past
 // wakeup_bytes must reach the sink before the first timeout would.
 TEST(BpfSourceTest, ASleepingReaderIsWokenOnceARingHoldsWakeupBytes) {
-  TempDir dir;
-  dir.Write("b.txt", std::string(3000, 'b'));
-  Subprocess server;
-  const int port = StartHttpServer(dir, &server);
-  ASSERT_NE(port, 0) << server.Output();
+  FileServer fs("b.txt", std::string(3000, 'b'));
+  ASSERT_NE(fs.port, 0) << fs.server.Output();
+  const int port = fs.port;
+  Subprocess& server = fs.server;
 
-  BpfSourceOptions options;
-  options.self_tgid = getpid();
+  BpfSourceOptions options = NotSelfOptions();
   options.capture.poll_interval_ms = 6000;
   options.network.enabled = false;
   SelfMetrics self;
@@ -321,11 +330,10 @@ TEST(BpfSourceTest, ASleepingReaderIsWokenOnceARingHoldsWakeupBytes) {
 TEST(BpfSourceTest, RecordsAcrossTheEndOfASmallRingArriveWholeAndInOrder) {
   std::string body;
   for (int i = 0; body.size() < 3000; ++i) absl::StrAppend(&body, i, ",");
-  TempDir dir;
-  dir.Write("b.txt", body);
-  Subprocess server;
-  const int port = StartHttpServer(dir, &server);
-  ASSERT_NE(port, 0) << server.Output();
+  FileServer fs("b.txt", body);
+  ASSERT_NE(fs.port, 0) << fs.server.Output();
+  const int port = fs.port;
+  Subprocess& server = fs.server;
 
   SelfMetrics self;
   const BpfSourceOptions options = TinyRingOptions();

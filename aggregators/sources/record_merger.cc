@@ -7,9 +7,11 @@
 namespace redmap {
 
 void RecordMerger::Add(uint32_t ring, const void* data, size_t size) {
-  if (ring >= added_.size()) {
+  if (ring >= added_.size()) {  // every per-ring vector, here only
     added_.resize(ring + 1, 0);
     skip_.resize(ring + 1, 0);
+    cut_.resize(ring + 1, 0);
+    delivered_.resize(ring + 1, 0);
   }
   uint32_t skip = 0;
   if (!added_[ring]) {  // the ring's first record: maybe cut last round
@@ -83,15 +85,10 @@ size_t RecordMerger::Deliver(uint64_t cutoff_ns, EventSink* sink) {
   size_t kept = 0;
   for (size_t i = 0; i < index_.size(); ++i) {
     const Entry& e = index_[i];
-    if (e.ring >= cut_.size()) {
-      cut_.resize(e.ring + 1, 0);
-      delivered_.resize(e.ring + 1, 0);
-    }
     if (cut_[e.ring] || (!all && e.ts >= cutoff_ns)) {
       if (!cut_[e.ring]) {
         cut_[e.ring] = 1;
         // The events of its record before it go now; the record stays.
-        if (e.ring >= skip_.size()) skip_.resize(e.ring + 1, 0);
         skip_[e.ring] = e.index;
       }
       ++held_back_;

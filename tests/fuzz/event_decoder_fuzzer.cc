@@ -51,12 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // (a ring record may hold a batch), never past its end.
   const std::vector<uint8_t> pieces[2] = {std::vector<uint8_t>(copy.begin(), copy.begin() + cut),
                                           std::vector<uint8_t>(copy.begin() + cut, copy.end())};
-  const uint8_t* piece[2] = {pieces[0].data(), pieces[1].data()};
-  const size_t piece_size[2] = {pieces[0].size(), pieces[1].size()};
-  for (uint32_t ring = 0; ring < 2; ++ring) merger.Add(ring, piece[ring], piece_size[ring]);
+  for (uint32_t ring = 0; ring < 2; ++ring) merger.Add(ring, pieces[ring].data(), pieces[ring].size());
   merger.Deliver(size >= 16 ? copy[1] * 1000ull : 0, &sink);
   for (uint32_t ring = 0; ring < 2; ++ring) {
-    if (merger.delivered(ring) == 0) merger.Add(ring, piece[ring], piece_size[ring]);
+    if (merger.delivered(ring) == 0) merger.Add(ring, pieces[ring].data(), pieces[ring].size());
   }
   merger.Deliver(UINT64_MAX, &sink);
   return 0;

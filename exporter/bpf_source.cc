@@ -165,6 +165,11 @@ class BpfSource::Impl {
     bpf_program__set_autoload(skel_->progs.sys_exit_btf, variant == Variant::kDirect);
     bpf_program__set_autoload(skel_->progs.sys_exit_compat, variant == Variant::kCompat);
     bpf_program__set_autoload(skel_->progs.sys_exit_raw, !use_btf);
+    // The zero-window program has the same two tp_btf copies; TcpPrograms
+    // names the one that goes with this variant.
+    variant_ = variant;
+    bpf_program__set_autoload(skel_->progs.tcp_zero_window, false);
+    bpf_program__set_autoload(skel_->progs.tcp_zero_window_compat, false);
     for (bpf_program* p : TcpPrograms()) {
       bpf_program__set_autoload(p, use_btf && options.network.enabled);
     }
@@ -259,10 +264,15 @@ class BpfSource::Impl {
     return absl::OkStatus();
   }
 
+  // The TCP health programs of the variant being loaded.
   std::vector<bpf_program*> TcpPrograms() const {
-    return {skel_->progs.tcp_state,         skel_->progs.tcp_retransmit,
-            skel_->progs.tcp_retransmit_synack, skel_->progs.tcp_send_reset,
-            skel_->progs.tcp_receive_reset, skel_->progs.tcp_zero_window,
+    return {skel_->progs.tcp_state,
+            skel_->progs.tcp_retransmit,
+            skel_->progs.tcp_retransmit_synack,
+            skel_->progs.tcp_send_reset,
+            skel_->progs.tcp_receive_reset,
+            variant_ == Variant::kDirect ? skel_->progs.tcp_zero_window
+                                         : skel_->progs.tcp_zero_window_compat,
             skel_->progs.tcp_destroy};
   }
 
@@ -407,6 +417,7 @@ class BpfSource::Impl {
   }
 
   BpfSourceOptions options_;
+  Variant variant_ = Variant::kDirect;
   // scratch_map, mapped read-only: each CPU's redmap_batch_state.
   const uint8_t* batches_ = nullptr;
   size_t batches_len_ = 0;

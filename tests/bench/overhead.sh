@@ -103,7 +103,7 @@ bpf_run_ns() {
 import json, sys
 names = {"sys_exit_btf", "sys_exit_compat", "sys_exit_raw", "tcp_state", "tcp_retransmit",
          "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset",
-         "tcp_zero_window", "tcp_destroy"}
+         "tcp_zero_window", "tcp_zero_window_compat", "tcp_destroy"}
 t = {}
 for p in json.load(sys.stdin):
     if p.get("name") in names:

@@ -94,6 +94,7 @@ BpfSourceOptions TinyRingOptions() {
 struct SysExitVariant {
   const char* name;   // of the test
   const char* probe;  // the program, as redmap_probe_up names it
+  const char* zero_window_probe;  // the tcp_probe copy loaded with it (none: raw)
   bool force_raw_tracepoint;
   bool force_helper_reads;
 };
@@ -173,16 +174,26 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
   EXPECT_EQ(k.ringbuf_drops, 0u);
   auto probes = self.Collect();
   bool found = false;
+  std::vector<std::string> tcp_probe_copies;  // up, among the two tcp_probe copies
   for (const auto& f : probes) {
     if (f.name != "redmap_probe_up") continue;
     for (const auto& m : f.metric) {
-      if (m.label[0].value == GetParam().probe) {
+      const std::string& name = m.label[0].value;
+      if (name == GetParam().probe) {
         found = true;
         EXPECT_EQ(m.gauge.value, 1);
+      }
+      if (absl::StartsWith(name, "tcp_zero_window") && m.gauge.value == 1) {
+        tcp_probe_copies.push_back(name);
       }
     }
   }
   EXPECT_TRUE(found);
+  if (GetParam().zero_window_probe != nullptr) {
+    EXPECT_THAT(tcp_probe_copies, ::testing::ElementsAre(GetParam().zero_window_probe));
+  } else {
+    EXPECT_THAT(tcp_probe_copies, ::testing::IsEmpty());
+  }
   auto fill = (*source)->ReadTableFill();
   ASSERT_EQ(fill.size(), 3u);
   EXPECT_EQ(fill[2].table, "bpf_tcp_connections");
@@ -194,9 +205,11 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
 
 INSTANTIATE_TEST_SUITE_P(
     Programs, BpfSourceVariantTest,
-    ::testing::Values(SysExitVariant{"TpBtf", "sys_exit_btf", false, false},
-                      SysExitVariant{"TpBtfHelperReads", "sys_exit_compat", false, true},
-                      SysExitVariant{"RawTracepoint", "sys_exit_raw", true, false}),
+    ::testing::Values(
+        SysExitVariant{"TpBtf", "sys_exit_btf", "tcp_zero_window", false, false},
+        SysExitVariant{"TpBtfHelperReads", "sys_exit_compat", "tcp_zero_window_compat", false,
+                       true},
+        SysExitVariant{"RawTracepoint", "sys_exit_raw", nullptr, true, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(BpfSourceTest, DoesNotTraceItsOwnPort) {

@@ -5,7 +5,9 @@
 #
 # Prints (and writes to $OUT):
 #   - saturated requests/s with and without redmap, and their ratio (of the
-#     means, and each round's own with their median)
+#     means, and each round's own with their median). Each round runs the
+#     baseline, redmap, and the baseline again (A-B-A); a round's ratio is
+#     against the mean of the two baselines around its redmap run
 #   - p99 latency at saturation (wrk --latency), ratio
 #   - p99 latency at a fixed half-saturation rate (h2load --rps, per-request
 #     log), ratio; and at that rate the whole machine's busy CPU time per
@@ -199,7 +201,7 @@ PY
 sysctl -qw kernel.bpf_stats_enabled=0
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
-declare -a base_rps base_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups irq_works
+declare -a base_rps base_p99 after_rps after_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups irq_works
 declare -a load_avg hook_rps capture_rps bpf_runs_per_req
 for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ < <(run_wrk)
@@ -214,7 +216,14 @@ for round in $(seq "$ROUNDS"); do
   iw1=$(irq_work_interrupts)
   load_avg+=("$(cut -d' ' -f1 /proc/loadavg)")
   red_rps+=("$rps"); red_p99+=("$p99")
-  # The same exporter again, with bpf_stats on, for the BPF time alone.
+  stop_exporter
+  # A second baseline right after: the round's ratio is taken against the
+  # mean of the baselines on either side of the redmap run (A-B-A), so that
+  # a drift of the machine between runs shows less in it.
+  read -r rps p99 _ < <(run_wrk)
+  after_rps+=("$rps"); after_p99+=("$p99")
+  # A new exporter, with bpf_stats on, for the BPF time alone.
+  start_exporter
   sysctl -qw kernel.bpf_stats_enabled=1
   bpf0=$(bpf_run_ns); cnt0=$(bpf_run_ns run_cnt)
   read -r _ _ stats_reqs < <(run_wrk)
@@ -230,7 +239,7 @@ for round in $(seq "$ROUNDS"); do
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
   wakeups+=("$(python3 -c "print(round(($sw1 - $sw0) / $reqs * 1000, 1))")")
   irq_works+=("$(python3 -c "print(round(($iw1 - $iw0) / $reqs * 1000, 2))")")
-  echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap $rps rps p99 $p99 ms | redmap CPU ${cpu_per_req[-1]} us/req (BPF ns/req: $per_prog; userspace ${user_per_req[-1]} us/req)" >&2
+  echo "round $round: baseline ${base_rps[-1]} rps p99 ${base_p99[-1]} ms | redmap ${red_rps[-1]} rps p99 ${red_p99[-1]} ms | baseline after ${after_rps[-1]} rps | redmap CPU ${cpu_per_req[-1]} us/req (BPF ns/req: $per_prog; userspace ${user_per_req[-1]} us/req)" >&2
   # The floors: the hook alone, then the capture with the events dropped.
   start_floor hook
   read -r rps _ _ < <(run_wrk)
@@ -245,7 +254,7 @@ done
 
 # Half saturation: per-connection rate = half the baseline throughput.
 mean() { python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print(sum(v)/len(v))" "$@"; }
-base_mean=$(mean "${base_rps[@]}")
+base_mean=$(mean "${base_rps[@]}" "${after_rps[@]}")
 half_rate=$(python3 -c "print(max(1, int($base_mean / 2 / $CONNS)))")
 declare -a fixed_base fixed_red fixed_cpu_base fixed_cpu_red
 for round in $(seq "$ROUNDS"); do
@@ -280,22 +289,23 @@ mkdir -p "$(dirname "$OUT")"
   echo "# redmap overhead: nginx 'return 200' on loopback, wrk -t1 -c$CONNS, ${DURATION}s x $ROUNDS rounds alternated"
   echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) kernel $(uname -r), $(nproc) CPUs, $(nginx -v 2>&1)"
   echo "# throughput and latency with kernel.bpf_stats_enabled=0; BPF time from a third run per round with it on"
-  echo "baseline_rps_mean $(mean "${base_rps[@]}")"
+  echo "baseline_rps_mean $base_mean"
   echo "redmap_rps_mean $(mean "${red_rps[@]}")"
-  echo "throughput_ratio $(python3 -c "print(round($(mean "${red_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
-  # Each round's own ratio (its runs are seconds apart) and their median:
-  # less at the mercy of one slow or fast baseline run than the means.
+  echo "throughput_ratio $(python3 -c "print(round($(mean "${red_rps[@]}") / $base_mean, 3))")"
+  # Each round's own ratio, against the mean of the baselines just before
+  # and just after its redmap run, and their median: less at the mercy of
+  # one slow or fast baseline run, or of the machine drifting, than the means.
   echo "throughput_ratio_per_round $(python3 -c "
 import statistics, sys
-b, r = sys.argv[1].split(), sys.argv[2].split()
-q = [float(y) / float(x) for x, y in zip(b, r)]
-print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')" "${base_rps[*]}" "${red_rps[*]}")"
+b, a, r = sys.argv[1].split(), sys.argv[2].split(), sys.argv[3].split()
+q = [float(y) / ((float(x) + float(z)) / 2) for x, z, y in zip(b, a, r)]
+print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')" "${base_rps[*]}" "${after_rps[*]}" "${red_rps[*]}")"
   echo "floor_empty_hook_rps_mean $(mean "${hook_rps[@]}")"
-  echo "floor_empty_hook_ratio $(python3 -c "print(round($(mean "${hook_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
+  echo "floor_empty_hook_ratio $(python3 -c "print(round($(mean "${hook_rps[@]}") / $base_mean, 3))")"
   echo "floor_capture_only_rps_mean $(mean "${capture_rps[@]}")"
-  echo "floor_capture_only_ratio $(python3 -c "print(round($(mean "${capture_rps[@]}") / $(mean "${base_rps[@]}"), 3))")"
-  echo "saturated_p99_ms baseline $(mean "${base_p99[@]}") redmap $(mean "${red_p99[@]}")"
-  echo "saturated_p99_ratio $(python3 -c "print(round($(mean "${red_p99[@]}") / $(mean "${base_p99[@]}"), 3))")"
+  echo "floor_capture_only_ratio $(python3 -c "print(round($(mean "${capture_rps[@]}") / $base_mean, 3))")"
+  echo "saturated_p99_ms baseline $(mean "${base_p99[@]}" "${after_p99[@]}") redmap $(mean "${red_p99[@]}")"
+  echo "saturated_p99_ratio $(python3 -c "print(round($(mean "${red_p99[@]}") / $(mean "${base_p99[@]}" "${after_p99[@]}"), 3))")"
   echo "fixed_rate_rps $((half_rate * CONNS))"
   echo "fixed_rate_p99_ms baseline $(mean "${fixed_base[@]}") redmap $(mean "${fixed_red[@]}")"
   echo "fixed_rate_p99_ratio $(python3 -c "print(round($(mean "${fixed_red[@]}") / $(mean "${fixed_base[@]}"), 3))")"
@@ -311,6 +321,7 @@ print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')"
   echo "irq_work_interrupts_per_1000_requests ${irq_works[*]}"
   echo "load_average_during_redmap_runs ${load_avg[*]}"
   echo "rounds_rps_baseline ${base_rps[*]}"
+  echo "rounds_rps_baseline_after ${after_rps[*]}"
   echo "rounds_rps_redmap ${red_rps[*]}"
   echo "rounds_rps_empty_hook ${hook_rps[*]}"
   echo "rounds_rps_capture_only ${capture_rps[*]}"

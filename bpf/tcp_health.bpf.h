@@ -466,24 +466,16 @@ int BPF_PROG(tcp_receive_reset, struct sock *sk)
  * missing. The loader picks the copy that goes with its sys_exit copy. */
 static __always_inline int zero_window(struct sock *sk, const bool direct)
 {
-	__u32 rcv_wnd, snd_wnd, kind;
+	/* `direct` is a constant: each copy keeps one of the two casts. */
+	struct tcp_sock *tp = direct ? bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock))
+				     : bpf_skc_to_tcp_sock(sk);
+	__u32 kind;
 
-	if (direct) {
-		struct tcp_sock *tp = bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
-
-		rcv_wnd = tp->rcv_wnd;
-		snd_wnd = tp->snd_wnd;
-	} else {
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-
-		if (!tp)
-			return 0;
-		rcv_wnd = tp->rcv_wnd;
-		snd_wnd = tp->snd_wnd;
-	}
-	if (rcv_wnd == 0)
+	if (!tp)
+		return 0;
+	if (tp->rcv_wnd == 0)
 		kind = REDMAP_TCP_ZERO_WINDOW_LOCAL; /* our application is not reading */
-	else if (snd_wnd == 0)
+	else if (tp->snd_wnd == 0)
 		kind = REDMAP_TCP_ZERO_WINDOW_PEER; /* the peer's application is not */
 	else
 		return 0;

@@ -15,3 +15,19 @@ int BPF_PROG(empty_sys_exit, struct pt_regs *regs, long ret)
 {
 	return 0;
 }
+
+/* The socket layer's own tracepoints (6.4+), for comparison: they fire only
+ * on socket sends and receives, so other syscalls keep the fast exit path.
+ * overhead_floor sock-hook; see docs/overhead.md for why redmap does not
+ * capture there. */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(empty_sock_send, struct sock *sk, int ret, int flags)
+{
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(empty_sock_recv, struct sock *sk, int ret, int flags)
+{
+	return 0;
+}

@@ -4,6 +4,10 @@
 //   overhead_floor hook      an empty program on tp_btf/sys_exit, the hook
 //                            redmap's capture uses: what being there at all
 //                            costs every syscall on the node
+//   overhead_floor sock-hook empty programs on tp_btf/sock_send_length and
+//                            sock_recv_length instead (kernel 6.4+): the
+//                            floor of the socket layer's hooks, which only
+//                            socket sends and receives pay
 //   overhead_floor capture   redmap's real capture (BpfSource with the default
 //                            config: every BPF program, the rings, the reader,
 //                            the merger and the record decoder), with the
@@ -45,18 +49,29 @@ class CountingSink : public redmap::EventSink {
   uint64_t data_ = 0;
 };
 
-int RunHook() {
-  empty_hook* skel = empty_hook__open_and_load();
+int RunHook(bool socket_layer) {
+  empty_hook* skel = empty_hook__open();
+  if (skel != nullptr) {
+    bpf_program__set_autoload(skel->progs.empty_sys_exit, !socket_layer);
+    bpf_program__set_autoload(skel->progs.empty_sock_send, socket_layer);
+    bpf_program__set_autoload(skel->progs.empty_sock_recv, socket_layer);
+    if (empty_hook__load(skel) != 0) {
+      empty_hook__destroy(skel);
+      skel = nullptr;
+    }
+  }
   if (skel == nullptr) {
     fprintf(stderr, "overhead_floor: cannot load the empty program: %s\n", strerror(errno));
     return 1;
   }
   if (empty_hook__attach(skel) != 0) {
-    fprintf(stderr, "overhead_floor: cannot attach tp_btf/sys_exit: %s\n", strerror(errno));
+    fprintf(stderr, "overhead_floor: cannot attach the empty programs: %s\n", strerror(errno));
     empty_hook__destroy(skel);
     return 1;
   }
-  fprintf(stderr, "overhead_floor: empty tp_btf/sys_exit program attached\n");
+  fprintf(stderr, "overhead_floor: empty %s attached\n",
+          socket_layer ? "tp_btf/sock_send_length and sock_recv_length programs"
+                       : "tp_btf/sys_exit program");
   while (!g_stop.load()) pause();
   empty_hook__destroy(skel);
   return 0;
@@ -98,8 +113,9 @@ int main(int argc, char** argv) {
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  if (strcmp(mode, "hook") == 0) return RunHook();
+  if (strcmp(mode, "hook") == 0) return RunHook(false);
+  if (strcmp(mode, "sock-hook") == 0) return RunHook(true);
   if (strcmp(mode, "capture") == 0) return RunCapture();
-  fprintf(stderr, "usage: overhead_floor hook|capture (root; runs until SIGTERM)\n");
+  fprintf(stderr, "usage: overhead_floor hook|sock-hook|capture (root; runs until SIGTERM)\n");
   return 2;
 }

@@ -1,7 +1,8 @@
-// The floor tool behind tests/bench/overhead.sh: its two modes must measure
-// what they claim, or the floors in the results file mean nothing. `capture`
-// must see the real traffic (every data syscall of a known workload, no
-// drops); `hook` must have its empty program on the hook while it runs.
+// The floor tool behind tests/bench/overhead.sh: its modes must measure what
+// they claim, or the floors in the results file mean nothing. `capture` must
+// see the real traffic (every data syscall of a known workload, no drops);
+// `hook` and `sock-hook` must have their empty programs, and only those, on
+// their hooks while they run.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -81,6 +82,7 @@ TEST(OverheadFloorTest, HookModeHasItsEmptyProgramOnSysExitWhileItRuns) {
   auto shown = RunShell("bpftool prog show name empty_sys_exit");
   EXPECT_EQ(shown.exit_code, 0) << shown.output;
   EXPECT_TRUE(absl::StrContains(shown.output, "tracing")) << shown.output;
+  EXPECT_TRUE(RunShell("bpftool prog show name empty_sock_send").output.empty());
   EXPECT_EQ(floor.Stop(), 0) << floor.Output();
   // The kernel frees a detached program after a grace period, not at once.
   EXPECT_TRUE(WaitUntil(
@@ -88,10 +90,23 @@ TEST(OverheadFloorTest, HookModeHasItsEmptyProgramOnSysExitWhileItRuns) {
       << "the program outlived its process";
 }
 
+TEST(OverheadFloorTest, SockHookModeHasItsEmptyProgramsOnTheSocketTracepointsOnly) {
+  Subprocess floor;
+  ASSERT_TRUE(floor.Start({REDMAP_OVERHEAD_FLOOR_BINARY, "sock-hook"}));
+  ASSERT_TRUE(Attached(floor)) << floor.Output();
+  for (const char* name : {"empty_sock_send", "empty_sock_recv"}) {
+    auto shown = RunShell(absl::StrCat("bpftool prog show name ", name));
+    EXPECT_EQ(shown.exit_code, 0) << name << ": " << shown.output;
+    EXPECT_TRUE(absl::StrContains(shown.output, "tracing")) << shown.output;
+  }
+  EXPECT_TRUE(RunShell("bpftool prog show name empty_sys_exit").output.empty());
+  EXPECT_EQ(floor.Stop(), 0) << floor.Output();
+}
+
 TEST(OverheadFloorTest, AnUnknownModeIsAUsageErrorNotARun) {
   auto r = RunShell(absl::StrCat(REDMAP_OVERHEAD_FLOOR_BINARY, " capturee 2>&1"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output, "usage: overhead_floor hook|capture")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "usage: overhead_floor hook|sock-hook|capture")) << r.output;
 }
 
 }  // namespace

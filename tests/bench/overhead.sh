@@ -18,6 +18,12 @@
 #     (every BPF program, rings, reader, decoder) but the events dropped
 #     instead of parsed (build/tests/overhead_floor); each as a ratio to the
 #     baseline. The full exporter's ratio can be no better than these.
+#   - the machine's idle time during the baseline, redmap and capture-only
+#     runs (per mille of both CPUs, /proc/stat). Saturated, the baseline
+#     leaves almost none; what redmap's runs leave idle is throughput lost
+#     to waiting, not to work: while the exporter holds a CPU, the process
+#     it displaced is not answering, and its peer on the other CPU runs out
+#     of work
 #   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
 #     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
 #     run_time_ns), and that total broken down: ns per request per BPF
@@ -170,11 +176,24 @@ print(rps, p99, reqs)
 PY
 }
 
-# Fixed-rate run with h2load's per-request log -> p99 ms
 # CPU time the whole machine spent busy (user, nice, system, irq, softirq;
 # not idle, iowait or steal), in clock ticks, summed over CPUs.
 busy_ticks() {
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
+}
+
+# "idle total" clock ticks of the machine so far (idle + iowait; all fields).
+idle_ticks() {
+  awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
+# run_wrk with the machine's idle share over it: "rps p99_ms requests idle_permille"
+run_wrk_idle() {
+  local i0 t0 i1 t1 out
+  read -r i0 t0 < <(idle_ticks)
+  out=$(run_wrk)
+  read -r i1 t1 < <(idle_ticks)
+  echo "$out $(( (i1 - i0) * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))"
 }
 
 # Fixed-rate run with h2load's per-request log -> "p99_ms cpu_us_per_request",
@@ -202,15 +221,16 @@ sysctl -qw kernel.bpf_stats_enabled=0
 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
 
 declare -a base_rps base_p99 after_rps after_p99 red_rps red_p99 cpu_per_req user_per_req bpf_breakdown wakeups irq_works
-declare -a load_avg hook_rps capture_rps bpf_runs_per_req
+declare -a load_avg hook_rps capture_rps bpf_runs_per_req idle_base idle_red idle_capture
 for round in $(seq "$ROUNDS"); do
-  read -r rps p99 _ < <(run_wrk)
-  base_rps+=("$rps"); base_p99+=("$p99")
+  read -r rps p99 _ idle < <(run_wrk_idle)
+  base_rps+=("$rps"); base_p99+=("$p99"); idle_base+=("$idle")
   start_exporter
   cpu0=$(proc_cpu_seconds "$EXPORTER_PID")
   sw0=$(voluntary_switches "$EXPORTER_PID")
   iw0=$(irq_work_interrupts)
-  read -r rps p99 reqs < <(run_wrk)
+  read -r rps p99 reqs idle < <(run_wrk_idle)
+  idle_red+=("$idle")
   cpu1=$(proc_cpu_seconds "$EXPORTER_PID")
   sw1=$(voluntary_switches "$EXPORTER_PID")
   iw1=$(irq_work_interrupts)
@@ -220,8 +240,8 @@ for round in $(seq "$ROUNDS"); do
   # A second baseline right after: the round's ratio is taken against the
   # mean of the baselines on either side of the redmap run (A-B-A), so that
   # a drift of the machine between runs shows less in it.
-  read -r rps p99 _ < <(run_wrk)
-  after_rps+=("$rps"); after_p99+=("$p99")
+  read -r rps p99 _ idle < <(run_wrk_idle)
+  after_rps+=("$rps"); after_p99+=("$p99"); idle_base+=("$idle")
   # A new exporter, with bpf_stats on, for the BPF time alone.
   start_exporter
   sysctl -qw kernel.bpf_stats_enabled=1
@@ -246,10 +266,10 @@ for round in $(seq "$ROUNDS"); do
   stop_floor
   hook_rps+=("$rps")
   start_floor capture
-  read -r rps _ _ < <(run_wrk)
+  read -r rps _ _ idle < <(run_wrk_idle)
   stop_floor
-  capture_rps+=("$rps")
-  echo "round $round: floors: empty hook ${hook_rps[-1]} rps, capture only ${capture_rps[-1]} rps ($(cat "$WORK/floor.out"))" >&2
+  capture_rps+=("$rps"); idle_capture+=("$idle")
+  echo "round $round: floors: empty hook ${hook_rps[-1]} rps, capture only ${capture_rps[-1]} rps ($(cat "$WORK/floor.out")); idle per mille: baseline ${idle_base[-2]} ${idle_base[-1]}, redmap ${idle_red[-1]}, capture only ${idle_capture[-1]}" >&2
 done
 
 # Half saturation: per-connection rate = half the baseline throughput.
@@ -320,6 +340,9 @@ print(' '.join(f'{v:.3f}' for v in q), 'median', f'{statistics.median(q):.3f}')"
   echo "redmap_wakeups_per_1000_requests ${wakeups[*]}"
   echo "irq_work_interrupts_per_1000_requests ${irq_works[*]}"
   echo "load_average_during_redmap_runs ${load_avg[*]}"
+  echo "idle_permille_baseline ${idle_base[*]}"
+  echo "idle_permille_redmap ${idle_red[*]}"
+  echo "idle_permille_capture_only ${idle_capture[*]}"
   echo "rounds_rps_baseline ${base_rps[*]}"
   echo "rounds_rps_baseline_after ${after_rps[*]}"
   echo "rounds_rps_redmap ${red_rps[*]}"

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A/B of variants on overhead.sh's workload (nginx `return 200` on loopback,
+# saturated by wrk -t1 -c16), for ablations: each round runs every variant
+# once, in the order given, and prints per variant the requests/s, the
+# machine's idle time (per mille of all CPUs, /proc/stat) and, for variants
+# that serve redmap's /metrics on 127.0.0.1:19435, the events it dropped
+# (redmap_events_dropped_total, all reasons). A variant that drops events
+# did less work, so its requests/s mean nothing.
+#
+# Usage (root): tests/bench/ab.sh ROUNDS "label:command" ...
+#   an empty command is the baseline (nothing running beside the workload);
+#   the command runs for the variant's run and gets SIGTERM after it.
+# Example:
+#   E="build/redmap_exporter --web.listen-address=127.0.0.1:19435"
+#   tests/bench/ab.sh 4 "base:" "redmap:$E" "sockhook:build/tests/overhead_floor sock-hook"
+# Env: DURATION seconds per run (6), CONNS (16).
+set -euo pipefail
+
+[[ $# -ge 2 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ $(id -u) -eq 0 ]] || { echo "ab.sh: needs root" >&2; exit 1; }
+for t in nginx wrk curl; do
+  command -v "$t" >/dev/null || { echo "ab.sh: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+ROUNDS=$1
+shift
+DURATION=${DURATION:-6}
+CONNS=${CONNS:-16}
+NGINX_PORT=18080
+METRICS_PORT=19435
+
+WORK=$(mktemp -d /tmp/redmap-ab-XXXXXX)
+NGINX_PID=""
+VARIANT_PID=""
+cleanup() {
+  [[ -n $VARIANT_PID ]] && kill "$VARIANT_PID" 2>/dev/null && wait "$VARIANT_PID" 2>/dev/null || true
+  [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat > "$WORK/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/body;
+  proxy_temp_path $WORK/proxy;
+  fastcgi_temp_path $WORK/fastcgi;
+  uwsgi_temp_path $WORK/uwsgi;
+  scgi_temp_path $WORK/scgi;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+nginx -c "$WORK/nginx.conf" -e "$WORK/error.log" &
+NGINX_PID=$!
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.05; done
+
+idle_ticks() {  # "idle total" clock ticks so far, all CPUs
+  awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+dropped() {  # redmap_events_dropped_total summed, or "-" when nothing serves /metrics
+  local m
+  m=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null) || m=""
+  awk '/^redmap_events_dropped_total/ { s += $2; n++ } END { print n ? s : "-" }' <<< "$m"
+}
+
+for round in $(seq "$ROUNDS"); do
+  line="round $round"
+  for spec in "$@"; do
+    label=${spec%%:*}
+    cmd=${spec#*:}
+    if [[ -n $cmd ]]; then
+      bash -c "exec $cmd" > "$WORK/$label.log" 2>&1 &
+      VARIANT_PID=$!
+      sleep 2.5  # load, attach, first rounds
+      kill -0 "$VARIANT_PID" 2>/dev/null || { echo "ab.sh: $label exited:" >&2; cat "$WORK/$label.log" >&2; exit 1; }
+    fi
+    wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
+    read -r i0 t0 < <(idle_ticks)
+    reqs=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/" | awk '/requests in/ { print $1 }')
+    read -r i1 t1 < <(idle_ticks)
+    drops="-"
+    if [[ -n $VARIANT_PID ]]; then
+      drops=$(dropped)
+      kill "$VARIANT_PID"
+      wait "$VARIANT_PID" 2>/dev/null || true
+      VARIANT_PID=""
+    fi
+    line="$line | $label $((reqs / DURATION)) rps idle $(((i1 - i0) * 1000 / (t1 - t0)))‰ drops $drops"
+  done
+  echo "$line"
+done

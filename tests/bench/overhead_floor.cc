@@ -51,17 +51,19 @@ class CountingSink : public redmap::EventSink {
 
 int RunHook(bool socket_layer) {
   empty_hook* skel = empty_hook__open();
+  int err = skel == nullptr ? errno : 0;
   if (skel != nullptr) {
     bpf_program__set_autoload(skel->progs.empty_sys_exit, !socket_layer);
     bpf_program__set_autoload(skel->progs.empty_sock_send, socket_layer);
     bpf_program__set_autoload(skel->progs.empty_sock_recv, socket_layer);
-    if (empty_hook__load(skel) != 0) {
+    if (int rc = empty_hook__load(skel); rc != 0) {
+      err = -rc;
       empty_hook__destroy(skel);
       skel = nullptr;
     }
   }
   if (skel == nullptr) {
-    fprintf(stderr, "overhead_floor: cannot load the empty program: %s\n", strerror(errno));
+    fprintf(stderr, "overhead_floor: cannot load the empty programs: %s\n", strerror(err));
     return 1;
   }
   if (empty_hook__attach(skel) != 0) {

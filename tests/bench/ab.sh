@@ -38,12 +38,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. "$(dirname "$0")/nginx_workload.sh"
+. "$(dirname "$0")/workload.sh"
 start_nginx_workload
 
-idle_ticks() {  # "idle total" clock ticks so far, all CPUs
-  awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
-}
 dropped() {  # redmap_events_dropped_total summed, or "-" when nothing serves /metrics
   local m
   m=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null) || m=""

@@ -74,7 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-. "$(dirname "$0")/nginx_workload.sh"
+. "$(dirname "$0")/workload.sh"
 start_nginx_workload
 
 clk_tck=$(getconf CLK_TCK)
@@ -157,11 +157,6 @@ PY
 # not idle, iowait or steal), in clock ticks, summed over CPUs.
 busy_ticks() {
   awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
-}
-
-# "idle total" clock ticks of the machine so far (idle + iowait; all fields).
-idle_ticks() {
-  awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
 
 # run_wrk with the machine's idle share over it: "rps p99_ms requests idle_permille"

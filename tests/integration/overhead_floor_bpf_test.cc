@@ -106,7 +106,8 @@ TEST(OverheadFloorTest, SockHookModeHasItsEmptyProgramsOnTheSocketTracepointsOnl
 TEST(OverheadFloorTest, AnUnknownModeIsAUsageErrorNotARun) {
   auto r = RunShell(absl::StrCat(REDMAP_OVERHEAD_FLOOR_BINARY, " capturee 2>&1"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output, "usage: overhead_floor hook|sock-hook|capture")) << r.output;
+  EXPECT_TRUE(absl::StrContains(r.output, "usage: overhead_floor hook|sock-hook|capture"))
+      << r.output;
 }
 
 }  // namespace

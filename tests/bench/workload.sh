@@ -1,7 +1,10 @@
-# Sourced by overhead.sh and ab.sh: the worst-case workload's server. nginx
-# answering `return 200 "ok\n"` on 127.0.0.1:$NGINX_PORT, one worker, no
-# access log, keep-alive without a request limit, everything under $WORK.
-# Sets NGINX_PID and returns once nginx answers; the caller stops it.
+# Sourced by overhead.sh and ab.sh: the worst-case workload they share, and
+# how both read the machine's idle time while it runs.
+
+# The server: nginx answering `return 200 "ok\n"` on 127.0.0.1:$NGINX_PORT,
+# one worker, no access log, keep-alive without a request limit, everything
+# under $WORK. Sets NGINX_PID and returns once nginx answers; the caller
+# stops it.
 start_nginx_workload() {
   cat > "$WORK/nginx.conf" <<CONF
 daemon off;
@@ -34,4 +37,10 @@ CONF
   echo "nginx did not answer on 127.0.0.1:$NGINX_PORT:" >&2
   cat "$WORK/error.log" >&2
   return 1
+}
+
+# "idle total" clock ticks of the machine so far, all CPUs (idle + iowait;
+# every field).
+idle_ticks() {
+  awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }

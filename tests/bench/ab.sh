@@ -13,10 +13,13 @@
 # Example:
 #   E="build/redmap_exporter --web.listen-address=127.0.0.1:19435"
 #   tests/bench/ab.sh 4 "base:" "redmap:$E" "sockhook:build/tests/overhead_floor sock-hook"
+# After the rounds, one summary line per variant: its best and median
+# requests/s, each as a ratio to the first variant's (the best rounds are
+# the machine's fast mode, see overhead.txt), and its median idle time.
 # Env: DURATION seconds per run (6), CONNS (16).
 set -euo pipefail
 
-[[ $# -ge 2 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,19p' "$0" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "ab.sh: needs root" >&2; exit 1; }
 for t in nginx wrk curl; do
   command -v "$t" >/dev/null || { echo "ab.sh: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
@@ -47,6 +50,15 @@ dropped() {  # redmap_events_dropped_total summed, or "-" when nothing serves /m
   awk '/^redmap_events_dropped_total/ { s += $2; n++ } END { print n ? s : "-" }' <<< "$m"
 }
 
+declare -A RPS IDLE
+LABELS=()
+for spec in "$@"; do LABELS+=("${spec%%:*}"); done
+
+# max and median of the numbers given
+best_and_median() {
+  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[NR], v[int((NR + 1) / 2)] }'
+}
+
 for round in $(seq "$ROUNDS"); do
   line="round $round"
   for spec in "$@"; do
@@ -69,7 +81,19 @@ for round in $(seq "$ROUNDS"); do
       wait "$VARIANT_PID" 2>/dev/null || true
       VARIANT_PID=""
     fi
-    line="$line | $label $((reqs / DURATION)) rps idle $(((i1 - i0) * 1000 / (t1 - t0)))‰ drops $drops"
+    rps=$((reqs / DURATION))
+    idle=$(((i1 - i0) * 1000 / (t1 - t0)))
+    RPS[$label]+=" $rps"
+    IDLE[$label]+=" $idle"
+    line="$line | $label $rps rps idle $idle‰ drops $drops"
   done
   echo "$line"
+done
+
+read -r ref_best ref_median < <(best_and_median ${RPS[${LABELS[0]}]})
+for label in "${LABELS[@]}"; do
+  read -r best median < <(best_and_median ${RPS[$label]})
+  read -r _ idle < <(best_and_median ${IDLE[$label]})
+  awk -v l="$label" -v b="$best" -v m="$median" -v rb="$ref_best" -v rm="$ref_median" -v i="$idle" \
+    'BEGIN { printf "summary %-10s best %6d rps (%.3f)  median %6d rps (%.3f)  median idle %d‰\n", l, b, b / rb, m, m / rm, i }'
 done

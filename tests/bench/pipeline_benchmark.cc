@@ -15,10 +15,9 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
-
-#include <cstring>
 
 #include "absl/synchronization/mutex.h"
 #include "aggregators/pipeline.h"

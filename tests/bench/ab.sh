@@ -54,7 +54,7 @@ declare -A RPS IDLE
 LABELS=()
 for spec in "$@"; do LABELS+=("${spec%%:*}"); done
 
-# max and median of the numbers given
+# max and median (the lower middle one of an even count) of the numbers given
 best_and_median() {
   printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[NR], v[int((NR + 1) / 2)] }'
 }

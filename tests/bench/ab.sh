@@ -73,7 +73,7 @@ for round in $(seq "$ROUNDS"); do
     wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
     read -r i0 t0 < <(idle_ticks)
     reqs=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/" | awk '/requests in/ { print $1 }')
-    read -r i1 t1 < <(idle_ticks)
+    idle=$(idle_permille_since "$i0" "$t0")
     drops="-"
     if [[ -n $VARIANT_PID ]]; then
       drops=$(dropped)
@@ -82,7 +82,6 @@ for round in $(seq "$ROUNDS"); do
       VARIANT_PID=""
     fi
     rps=$((reqs / DURATION))
-    idle=$(((i1 - i0) * 1000 / (t1 - t0)))
     RPS[$label]+=" $rps"
     IDLE[$label]+=" $idle"
     line="$line | $label $rps rps idle $idle‰ drops $drops"

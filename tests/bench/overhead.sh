@@ -161,11 +161,10 @@ busy_ticks() {
 
 # run_wrk with the machine's idle share over it: "rps p99_ms requests idle_permille"
 run_wrk_idle() {
-  local i0 t0 i1 t1 out
+  local i0 t0 out
   read -r i0 t0 < <(idle_ticks)
   out=$(run_wrk)
-  read -r i1 t1 < <(idle_ticks)
-  echo "$out $(( (i1 - i0) * 1000 / (t1 - t0 > 0 ? t1 - t0 : 1) ))"
+  echo "$out $(idle_permille_since "$i0" "$t0")"
 }
 
 # Fixed-rate run with h2load's per-request log -> "p99_ms cpu_us_per_request",

@@ -44,3 +44,11 @@ CONF
 idle_ticks() {
   awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
+
+# Per mille of all CPUs' time spent idle since a mark read from idle_ticks:
+#   read -r i0 t0 < <(idle_ticks); ...; idle_permille_since "$i0" "$t0"
+idle_permille_since() {
+  local i1 t1
+  read -r i1 t1 < <(idle_ticks)
+  echo $(((i1 - $1) * 1000 / (t1 - $2 > 0 ? t1 - $2 : 1)))
+}

@@ -84,8 +84,8 @@ for round in $(seq "$ROUNDS"); do
     drops="-"
     cpu="-"
     if [[ -n $VARIANT_PID ]]; then
-      cpu=$(awk -v a="$c0" -v b="$(cpu_ns "$VARIANT_PID")" -v r="$reqs" 'BEGIN { printf "%.3f", (b - a) / 1000 / r }')
-      CPU[$label]+=" $cpu"
+      cpu=$(awk -v a="$c0" -v b="$(cpu_ns "$VARIANT_PID")" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.3f", (b - a) / 1000 / r; else print "-" }')
+      [[ $cpu != - ]] && CPU[$label]+=" $cpu"
       drops=$(dropped)
       kill "$VARIANT_PID"
       wait "$VARIANT_PID" 2>/dev/null || true

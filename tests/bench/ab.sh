@@ -53,9 +53,6 @@ dropped() {  # redmap_events_dropped_total summed, or "-" when nothing serves /m
   awk '/^redmap_events_dropped_total/ { s += $2; n++ } END { print n ? s : "-" }' <<< "$m"
 }
 
-# CPU time of a process's threads so far, ns
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'; }
-
 declare -A RPS IDLE CPU
 LABELS=()
 for spec in "$@"; do LABELS+=("${spec%%:*}"); done
@@ -78,13 +75,13 @@ for round in $(seq "$ROUNDS"); do
     fi
     wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$NGINX_PORT/" > /dev/null  # warm-up
     read -r i0 t0 < <(idle_ticks)
-    [[ -n $VARIANT_PID ]] && c0=$(cpu_ns "$VARIANT_PID")
+    [[ -n $VARIANT_PID ]] && c0=$(proc_cpu_ns "$VARIANT_PID")
     reqs=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/" | awk '/requests in/ { print $1 }')
     idle=$(idle_permille_since "$i0" "$t0")
     drops="-"
     cpu="-"
     if [[ -n $VARIANT_PID ]]; then
-      cpu=$(awk -v a="$c0" -v b="$(cpu_ns "$VARIANT_PID")" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.3f", (b - a) / 1000 / r; else print "-" }')
+      cpu=$(awk -v a="$c0" -v b="$(proc_cpu_ns "$VARIANT_PID")" -v r="$reqs" 'BEGIN { if (r > 0) printf "%.3f", (b - a) / 1000 / r; else print "-" }')
       [[ $cpu != - ]] && CPU[$label]+=" $cpu"
       drops=$(dropped)
       kill "$VARIANT_PID"

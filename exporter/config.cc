@@ -229,6 +229,10 @@ const std::map<std::string, Setter>& Keys() {
        [](const YAML::Node& n, const std::string& key, Config* c) {
          return ReadBool(n, key, &c->capture.trace_self);
        }},
+      {"capture.parse_once",
+       [](const YAML::Node& n, const std::string& key, Config* c) {
+         return ReadBool(n, key, &c->capture.parse_once);
+       }},
       {"conntrack.max_connections",
        U32(&Config::conntrack, &Config::Conntrack::max_connections, 1, 16u << 20)},
       {"conntrack.idle_timeout_seconds",

@@ -29,6 +29,7 @@ struct Config {
     uint32_t wakeup_bytes = 64u << 10;      // wake userspace when this much is queued
     uint32_t poll_interval_ms = 50;         // otherwise drain at least this often
     bool trace_self = false;                // count redmap's own HTTP traffic
+    bool parse_once = true;  // local client/server pairs: copy and parse the server end only
   } capture;
 
   struct Conntrack {

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "aggregators/conntrack/data_stream_buffer.h"
+#include "aggregators/conntrack/peer_join.h"
 #include "aggregators/protocols/protocol.h"
 #include "bpf/protocol_infer.h"
 
@@ -25,9 +26,11 @@ Role InferRole(const DataEvent& e) {
 }  // namespace
 
 class ConnTracker::Impl {
+  struct Conn;
+
  public:
   Impl(const ConnTrackerOptions& options, SpanSink* spans, SelfMetrics* self)
-      : options_(options), spans_(spans), self_(self) {
+      : options_(options), spans_(spans), self_(self), server_spans_(this) {
     self_->SetTrackedConnectionsLimit(static_cast<int64_t>(options_.max_connections));
     self_->SetTrackedConnections(0);
   }
@@ -44,14 +47,71 @@ class ConnTracker::Impl {
       if (c->ctx.role == Role::kUnknown) return;  // mid-message: wait for a message start
     }
     if (e.has_tcp_seq) c->ctx.has_tcp_seq = true;
+    if (e.peer_local && !c->ctx.peer_local) {
+      c->ctx.peer_local = true;
+      c->ctx.spans = &server_spans_;  // its spans also go to the client end
+    }
+    if (c->peer != nullptr && PeerEvent(c, e)) return;
     const Direction dir = e.direction;
     ConnectionParser* parser = c->parser.get();
     const ConnContext& ctx = c->ctx;
+    current_ = c;  // the connection whose parser may emit spans now
     auto result = c->streams[static_cast<size_t>(dir)].Add(
         e, [&](const StreamSegment& seg) { return parser->OnSegment(dir, seg, ctx); });
+    current_ = nullptr;
     if (result == DataStreamBuffer::AddResult::kOverflow) {
       self_->AddDropped(DropReason::kBufferOverflow);
     }
+  }
+
+  // A client end that may pair with a local server end (a client whose
+  // connect the kernel side saw): true when the event is consumed here.
+  bool PeerEvent(Conn* c, const DataEvent& e) {
+    c->peer->OnEvent(e);
+    const PeerKey key{c->ctx.local, c->ctx.remote};
+    if (!c->peer_indexed) {
+      if (!e.peer_parses) {
+        // The kernel side copies its bytes: its first read says it is
+        // not paired, and it is parsed as usual from here on.
+        if (e.direction == Direction::kIngress) c->peer.reset();
+        return false;
+      }
+      // Paired: from now on this end's spans come from the server end's.
+      c->peer_indexed = true;
+      peers_[key] = c;
+      if (size_t stale = stash_.Take(key, e.exit_ns, c->peer.get()); stale > 0) {
+        self_->AddDropped(DropReason::kPeerUnmatched, stale);
+      }
+    }
+    c->peer->Match(c->ctx, &peer_scratch_);
+    return true;
+  }
+
+  // A span of a server end whose client end is on this node.
+  void OnServerSpan(const Span& span) {
+    spans_->OnSpan(span);
+    if (span.side != Role::kServer || !span.has_tcp_seq) return;
+    Conn* server = current_;
+    Conn* client = server != nullptr ? server->peer_client : nullptr;
+    if (client == nullptr) {
+      const PeerKey key{span.client, span.server};
+      auto it = peers_.find(key);
+      if (it == peers_.end()) {
+        if (!stash_.Put(key, span, options_.keep_heads)) {
+          self_->AddDropped(DropReason::kPeerUnmatched);
+        }
+        return;
+      }
+      client = it->second;
+      if (server != nullptr) {  // one lookup per pair, not per span
+        server->peer_client = client;
+        client->peer_server = server;
+      }
+    }
+    if (!client->peer->Add(span, options_.keep_heads)) {
+      self_->AddDropped(DropReason::kPeerUnmatched);
+    }
+    client->peer->Match(client->ctx, &peer_scratch_);
   }
 
   void OnClose(const CloseEvent& e) {
@@ -97,6 +157,23 @@ class ConnTracker::Impl {
     ConnContext ctx;
     std::unique_ptr<ConnectionParser> parser;
     DataStreamBuffer streams[2];  // indexed by Direction
+    // Client end that may pair with a local server end (capture.parse_once):
+    // set at its first event, reset once its first read shows it is not
+    // paired; peer_indexed once it is (it is then in peers_).
+    std::unique_ptr<PeerClient> peer;
+    bool peer_indexed = false;
+    // The other end of a pair, once a span has gone from server to client
+    // (each clears the other's link when erased).
+    Conn* peer_client = nullptr;
+    Conn* peer_server = nullptr;
+  };
+  class ServerSpans : public SpanSink {
+   public:
+    explicit ServerSpans(Impl* impl) : impl_(impl) {}
+    void OnSpan(const Span& span) override { impl_->OnServerSpan(span); }
+
+   private:
+    Impl* const impl_;
   };
   // Values are boxed: the LRU links need stable addresses.
   using Map = absl::flat_hash_map<ConnKey, std::unique_ptr<Conn>>;
@@ -128,6 +205,7 @@ class ConnTracker::Impl {
     c->ctx.self = self_;
     c->ctx.scratch_span = &scratch_span_;
     c->parser = std::move(parser);
+    if (e.role == Role::kClient && e.has_tcp_seq) c->peer = std::make_unique<PeerClient>();
     c->InsertAfter(&lru_);
     conns_.emplace(e.conn, std::move(conn));
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
@@ -136,7 +214,19 @@ class ConnTracker::Impl {
 
   void Erase(Map::iterator it) {
     Conn* c = it->second.get();
+    current_ = c;
     if (c->ctx.role != Role::kUnknown) c->parser->OnEnd(c->ctx);
+    current_ = nullptr;
+    if (c->peer_client != nullptr) c->peer_client->peer_server = nullptr;
+    if (c->peer_server != nullptr) c->peer_server->peer_client = nullptr;
+    if (c->peer_indexed) {
+      // A newer connection on the same ports may have taken the key (this
+      // one ended without a close event, e.g. its process exited).
+      auto p = peers_.find(PeerKey{c->ctx.local, c->ctx.remote});
+      if (p != peers_.end() && p->second == c) peers_.erase(p);
+      // Requests whose responses this end never read to the end.
+      if (size_t n = c->peer->waiting(); n > 0) self_->AddDropped(DropReason::kPeerUnmatched, n);
+    }
     c->Unlink();
     conns_.erase(it);
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
@@ -148,6 +238,14 @@ class ConnTracker::Impl {
   Map conns_;
   LruNode lru_;  // sentinel
   Span scratch_span_;
+  // capture.parse_once: paired client ends by their endpoints, server spans
+  // waiting for their client end's first event, and the span the client
+  // ends' spans are built in.
+  ServerSpans server_spans_;
+  Conn* current_ = nullptr;
+  absl::flat_hash_map<PeerKey, Conn*> peers_;
+  PeerStash stash_;
+  Span peer_scratch_;
 };
 
 ConnTracker::ConnTracker(const ConnTrackerOptions& options, SpanSink* spans, SelfMetrics* self)

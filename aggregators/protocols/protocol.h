@@ -63,6 +63,9 @@ struct ConnContext {
   uint64_t cgroup_id = 0;
   std::string process_name;  // from the first event
   bool has_tcp_seq = false;
+  // Server end whose client end is traced on this node and builds its spans
+  // from this end's (DataEvent::peer_local).
+  bool peer_local = false;
   bool keep_heads = true;  // ConnTrackerOptions::keep_heads
   SpanSink* spans = nullptr;
   SelfMetrics* self = nullptr;

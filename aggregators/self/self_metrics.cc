@@ -70,6 +70,8 @@ std::string_view DropReasonName(DropReason r) {
       return "buffer_overflow";
     case DropReason::kKernelTcpRingFull:
       return "kernel_tcp_ring_full";
+    case DropReason::kPeerUnmatched:
+      return "peer_unmatched";
     case DropReason::kCount:
       break;
   }
@@ -176,6 +178,13 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
   }
   out.push_back(std::move(parse_errors));
   out.push_back(std::move(spans));
+  MetricFamily peer_spans =
+      Family("redmap_peer_spans_total",
+             "Client spans built from the server end's parse when both ends are on this node "
+             "(capture.parse_once); also counted in redmap_spans_total.",
+             MetricType::Counter);
+  peer_spans.metric.push_back(Value(MetricType::Counter, relaxed(peer_spans_)));
+  out.push_back(std::move(peer_spans));
 
   MetricFamily tracked =
       Family("redmap_tracked_connections", "Connections in the userspace connection table.",

@@ -29,6 +29,9 @@ enum class DropReason : uint8_t {
   kConnTableFull,   // userspace connection table at its bound, LRU evicted
   kBufferOverflow,  // unparsed bytes beyond conntrack.max_buffer_bytes
   kKernelTcpRingFull,  // TCP health events lost: the tcp_events ring was full
+  // capture.parse_once: a server end's span its local client end never
+  // claimed, or a client end's request left unmatched at a bound.
+  kPeerUnmatched,
   kCount,
 };
 std::string_view DropReasonName(DropReason r);
@@ -61,6 +64,8 @@ class SelfMetrics : public prometheus::Collectable {
   void AddSpan(Protocol p) {
     spans_[static_cast<size_t>(p)].fetch_add(1, std::memory_order_relaxed);
   }
+  // A client span built from the server end's parse (also in AddSpan).
+  void AddPeerSpan() { peer_spans_.fetch_add(1, std::memory_order_relaxed); }
   void SetTrackedConnections(int64_t n) {
     tracked_connections_.store(n, std::memory_order_relaxed);
   }
@@ -92,6 +97,7 @@ class SelfMetrics : public prometheus::Collectable {
   uint64_t dropped(DropReason r) const { return dropped_[static_cast<size_t>(r)].load(); }
   uint64_t parse_errors(Protocol p) const { return parse_errors_[static_cast<size_t>(p)].load(); }
   uint64_t spans(Protocol p) const { return spans_[static_cast<size_t>(p)].load(); }
+  uint64_t peer_spans() const { return peer_spans_.load(); }
 
  private:
   std::atomic<uint64_t> data_events_{0};
@@ -100,6 +106,7 @@ class SelfMetrics : public prometheus::Collectable {
   std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> dropped_{};
   std::array<std::atomic<uint64_t>, kProtocols> parse_errors_{};
   std::array<std::atomic<uint64_t>, kProtocols> spans_{};
+  std::atomic<uint64_t> peer_spans_{0};
   std::atomic<int64_t> tracked_connections_{0};
   std::atomic<int64_t> tracked_connections_limit_{0};
 

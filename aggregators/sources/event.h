@@ -80,6 +80,12 @@ struct DataEvent {
   uint32_t byte_count = 0;  // bytes the syscall moved (>= payload.size())
   uint32_t tcp_seq = 0;     // stream position of the first byte
   bool has_tcp_seq = false;
+  // Both ends of the connection are traced on this node (kernel side's
+  // "parse once"). peer_parses (client end): no payload was copied; the
+  // server end's copy of the same bytes is parsed. peer_local (server end):
+  // the client end waits for this end's spans.
+  bool peer_parses = false;
+  bool peer_local = false;
   Endpoint local;
   Endpoint remote;
   // Kernel's name of the process (comm), may be empty. Same lifetime as payload.

@@ -130,6 +130,9 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.byte_count = h.byte_count;
     ev.tcp_seq = h.tcp_seq;
     ev.has_tcp_seq = true;
+    ev.peer_parses = (h.flags & REDMAP_EVENT_F_PEER_PARSES) != 0 && h.captured_len == 0 &&
+                     h.role == REDMAP_ROLE_CLIENT;
+    ev.peer_local = (h.flags & REDMAP_EVENT_F_PEER_LOCAL) != 0 && h.role == REDMAP_ROLE_SERVER;
     FillEndpoint(h.family, h.local_addr, h.local_port, &ev.local);
     FillEndpoint(h.family, h.remote_addr, h.remote_port, &ev.remote);
     ev.process_name = CommView(bytes + offsetof(redmap_data_event, comm));

@@ -39,6 +39,7 @@ struct Span {
   Endpoint client;
   Endpoint server;
   uint32_t request_tcp_seq = 0;  // stream position of the request's first byte
+  uint32_t response_tcp_seq = 0;  // and of the response's (the other direction)
   bool has_tcp_seq = false;
   HttpSpanInfo http;
   // The request's and response's heads as captured (start line and header

@@ -195,10 +195,12 @@ TEST_P(BpfSourceVariantTest, CapturesHttpBetweenCurlAndPythonServer) {
     EXPECT_THAT(tcp_probe_copies, ::testing::IsEmpty());
   }
   auto fill = (*source)->ReadTableFill();
-  ASSERT_EQ(fill.size(), 3u);
-  EXPECT_EQ(fill[2].table, "bpf_tcp_connections");
-  EXPECT_EQ(fill[1].table, "ring_buffer_bytes");
-  EXPECT_EQ(fill[1].capacity, options.capture.ring_buffer_bytes);
+  ASSERT_EQ(fill.size(), 4u);
+  EXPECT_EQ(fill[3].table, "bpf_tcp_connections");
+  EXPECT_EQ(fill[2].table, "ring_buffer_bytes");
+  EXPECT_EQ(fill[2].capacity, options.capture.ring_buffer_bytes);
+  EXPECT_EQ(fill[1].table, "bpf_local_clients");
+  EXPECT_EQ(fill[1].capacity, options.capture.max_connections);
   EXPECT_GE(fill[0].entries, 0);
   EXPECT_EQ(fill[0].capacity, options.capture.max_connections);
 }

@@ -168,6 +168,10 @@ TEST_F(HttpRedTest, CurlCountsPerRouteMethodStatusOnBothSides) {
   EXPECT_EQ(client("/missing", "404"), 3);
   EXPECT_EQ(client("/boom", "500"), 2);
   EXPECT_EQ(client("/api/users/{id}", "200"), 4);
+  // Both ends are on this node: the client's spans came from nginx's parse
+  // (capture.parse_once), with nothing left unmatched.
+  EXPECT_GE(e.Sum("redmap_peer_spans_total"), 14);
+  EXPECT_EQ(e.Sum("redmap_events_dropped_total", {{"reason", "peer_unmatched"}}), 0);
 
   // Latency sums: positive, and below the wall time the requests took.
   double server_sum = e.Sum(absl::StrCat(kServer, "_sum"),
@@ -304,6 +308,45 @@ TEST_F(HttpRedTest, ExpositionIsLintCleanAndHasSelfMetrics) {
   }
   EXPECT_GT(e.Sum("redmap_spans_total", {{"protocol", "http1"}}), 0);
   EXPECT_EQ(e.Sum("redmap_events_dropped_total", {{"reason", "kernel_ring_full"}}), 0);
+}
+
+TEST_F(HttpRedTest, WithoutParseOnceBothEndsAreParsedAndCountTheSame) {
+  // A second exporter, copying and parsing both ends (capture.parse_once
+  // off), next to the suite's: the same exact counts, none built from the
+  // server end's parse.
+  const std::string config = dir_->Write(
+      "parse_twice.yaml", absl::StrCat("capture:\n  parse_once: false\n"
+                                       "debug:\n  listen_address: \"127.0.0.1:",
+                                       FreePort(), "\"\n"));
+  ExporterProcess twice;
+  std::string why;
+  ASSERT_TRUE(twice.Start({"--config.file=" + config}, &why)) << why;
+  Curl("/ok", 3);
+  auto r = RunShell(absl::StrCat("h2load --h1 -n 500 -c 2 ", Url("/bench")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Labels bench = {{"service_name", "h2load"}, {"http_route", "/bench"}};
+  Exposition e;
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    e = twice.Scrape();
+    if (e.Sum(absl::StrCat(kClient, "_count"), bench) >= 500) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  e = twice.Scrape();
+  EXPECT_EQ(e.Sum(absl::StrCat(kClient, "_count"), bench), 500) << e.text();
+  EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"),
+                  {{"service_name", "nginx"}, {"http_route", "/bench"}}),
+            500);
+  EXPECT_EQ(e.Sum(absl::StrCat(kClient, "_count"),
+                  {{"service_name", "curl"}, {"http_route", "/ok"}}),
+            3);
+  EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"),
+                  {{"service_name", "nginx"}, {"http_route", "/ok"}}),
+            3);
+  EXPECT_EQ(e.Sum("redmap_peer_spans_total"), 0);
+  EXPECT_EQ(e.Sum("redmap_table_entries", {{"table", "bpf_local_clients"}}), 0);
+  EXPECT_TRUE(twice.Stop(&why)) << why;
 }
 
 TEST_F(HttpRedTest, DoesNotCountItsOwnScrapes) {

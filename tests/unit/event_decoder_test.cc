@@ -79,6 +79,30 @@ TEST(EventDecoderTest, DecodesDataRecord) {
   EXPECT_EQ(sink.payloads[0], "GET / HTTP/1.1\r\n");
 }
 
+TEST(EventDecoderTest, PeerFlagsAreTakenOnlyWhereTheyMakeSense) {
+  Capture sink;
+  auto rec = DataRecord("GET / HTTP/1.1\r\n", 5000);
+  redmap_data_event h;
+  std::memcpy(&h, rec.data(), sizeof(h));
+  h.flags = REDMAP_EVENT_F_PEER_LOCAL;  // a server end whose client is local
+  std::memcpy(rec.data(), &h, sizeof(h));
+  ASSERT_EQ(DecodeRecord(rec.data(), rec.size(), &sink), DecodeResult::kData);
+  h.role = REDMAP_ROLE_CLIENT;
+  h.flags = REDMAP_EVENT_F_PEER_PARSES;  // a client end with bytes: parsed as usual
+  std::memcpy(rec.data(), &h, sizeof(h));
+  ASSERT_EQ(DecodeRecord(rec.data(), rec.size(), &sink), DecodeResult::kData);
+  h.captured_len = 0;  // a client end without them: the server end parses
+  std::memcpy(rec.data(), &h, sizeof(h));
+  ASSERT_EQ(DecodeRecord(rec.data(), sizeof(h), &sink), DecodeResult::kData);
+  ASSERT_EQ(sink.data.size(), 3u);
+  EXPECT_TRUE(sink.data[0].peer_local);
+  EXPECT_FALSE(sink.data[0].peer_parses);
+  EXPECT_FALSE(sink.data[1].peer_parses);
+  EXPECT_FALSE(sink.data[1].peer_local);
+  EXPECT_TRUE(sink.data[2].peer_parses);
+  EXPECT_TRUE(sink.data[2].payload.empty());
+}
+
 TEST(EventDecoderTest, MappedIpv6BecomesIpv4) {
   Capture sink;
   auto rec = DataRecord("", 10);

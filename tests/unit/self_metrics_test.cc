@@ -83,7 +83,8 @@ TEST(SelfMetricsTest, EverySeriesIsThereAndZeroBeforeAnyEvent) {
   EXPECT_EQ(dropped->type, MetricType::Counter);
   EXPECT_THAT(LabelValues(*dropped, "reason"), ElementsAre("kernel_ring_full", "decode_error",
                                                            "conn_table_full", "buffer_overflow",
-                                                           "kernel_tcp_ring_full"));
+                                                           "kernel_tcp_ring_full",
+                                                           "peer_unmatched"));
 
   // Real protocols only: "unknown" is not a protocol anyone parses.
   for (const char* name : {"redmap_parse_errors_total", "redmap_spans_total"}) {

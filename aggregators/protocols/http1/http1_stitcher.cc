@@ -408,6 +408,7 @@ void Http1Stitcher::Emit(Message& request, const Message& response, const ConnCo
   span.end_ns = std::max(response.end_ns, request.start_ns);
   span.tid = request.tid;
   span.request_tcp_seq = request.seq;
+  span.response_tcp_seq = response.seq;
   // Swapped, not copied: both sides keep capacity for the next message.
   span.http.method.swap(request.method);
   span.http.target.swap(request.target);

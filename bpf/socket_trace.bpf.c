@@ -145,14 +145,16 @@ struct {
  * accept looks the reversed tuple up. From then on the client's events
  * carry no payload (except while its protocol is still unknown: inference
  * needs the bytes). Connections redmap did not see open are not paired.
- * Measured on nginx + wrk: ~330 ns less of this program per request seen
- * at both ends, and no client-side parsing. */
+ * Measured on nginx + wrk: ~300 ns less of this program per request seen
+ * at both ends, and no client-side parsing. Addresses are keyed in their
+ * IPv6 form (IPv4 as ::ffff:a.b.c.d), so that an IPv4 client pairs with
+ * its server's socket on a dual-stack listener, which names it that way. */
 struct peer_tuple {
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	__u16 local_port;
 	__u16 remote_port;
-	__u32 family;
+	__u32 pad;
 };
 
 /* Client 4-tuple (its own view) -> conn_info_map key of the client end. */
@@ -631,14 +633,25 @@ static __always_inline int data_exit(const struct data_call *a, long ret, const 
 	return 0;
 }
 
+static __always_inline void peer_addr(__u8 *dst, const __u8 *src, __u16 family)
+{
+	if (family == REDMAP_AF_INET) {
+		__builtin_memset(dst, 0, 10);
+		dst[10] = 0xff;
+		dst[11] = 0xff;
+		__builtin_memcpy(dst + 12, src, 4);
+	} else {
+		__builtin_memcpy(dst, src, 16);
+	}
+}
+
 static __always_inline void peer_tuple_of(struct peer_tuple *t, const struct conn_info *ci,
 					  const bool reversed)
 {
-	__builtin_memcpy(t->local_addr, reversed ? ci->remote_addr : ci->local_addr, 16);
-	__builtin_memcpy(t->remote_addr, reversed ? ci->local_addr : ci->remote_addr, 16);
+	peer_addr(t->local_addr, reversed ? ci->remote_addr : ci->local_addr, ci->family);
+	peer_addr(t->remote_addr, reversed ? ci->local_addr : ci->remote_addr, ci->family);
 	t->local_port = reversed ? ci->remote_port : ci->local_port;
 	t->remote_port = reversed ? ci->local_port : ci->remote_port;
-	t->family = ci->family;
 }
 
 /* At accept: whether the client end is a traced socket on this node; if so

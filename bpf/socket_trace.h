@@ -41,7 +41,6 @@ struct redmap_batch_state {
 #define REDMAP_EVENT_DATA 1
 #define REDMAP_EVENT_CLOSE 2
 
-/* Direction of a data event, from the traced process' point of view. */
 /* Event flags. PEER_PARSES: no payload was copied because the other end of
  * this connection is a traced socket on this node, whose copy of the same
  * bytes is parsed instead (client ends only; see "parse once" in
@@ -50,6 +49,7 @@ struct redmap_batch_state {
 #define REDMAP_EVENT_F_PEER_PARSES 1
 #define REDMAP_EVENT_F_PEER_LOCAL 2
 
+/* Direction of a data event, from the traced process' point of view. */
 #define REDMAP_DIR_EGRESS 1  /* write/send: bytes leave the process */
 #define REDMAP_DIR_INGRESS 2 /* read/recv: bytes enter the process */
 

@@ -310,6 +310,33 @@ TEST_F(HttpRedTest, ExpositionIsLintCleanAndHasSelfMetrics) {
   EXPECT_EQ(e.Sum("redmap_events_dropped_total", {{"reason", "kernel_ring_full"}}), 0);
 }
 
+TEST_F(HttpRedTest, IPv4ClientOfADualStackListenerIsPaired) {
+  // Python's http.server on "::" accepts IPv4 too; its end of a connection
+  // from 127.0.0.1 names the client ::ffff:127.0.0.1, curl's end names the
+  // server 127.0.0.1. The two ends still pair, and count exactly.
+  TempDir dir;
+  dir.Write("dual.html", "<html>both</html>");
+  int port = FreePort();
+  Subprocess py;
+  ASSERT_TRUE(py.Start({"python3", "-m", "http.server", "--bind", "::", "--directory", dir.path(),
+                        std::to_string(port)},
+                       {"OTEL_SERVICE_NAME=dualstack"}));
+  ASSERT_TRUE(WaitForPort("127.0.0.1", port, std::chrono::seconds(10)));
+  const double peer0 = Scrape().Sum("redmap_peer_spans_total");
+  for (int i = 0; i < 3; ++i) {
+    auto r = RunShell(absl::StrCat("curl -sS -o /dev/null http://127.0.0.1:", port, "/dual.html"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const Labels client = {{"service_name", "curl"}, {"http_route", "/dual.html"},
+                         {"http_response_status_code", "200"}};
+  Exposition e = ScrapeWhen(kClient, client, 3);
+  EXPECT_EQ(e.Sum(absl::StrCat(kClient, "_count"), client), 3) << e.text();
+  EXPECT_EQ(e.Sum(absl::StrCat(kServer, "_count"),
+                  {{"service_name", "dualstack"}, {"http_route", "/dual.html"}}),
+            3);
+  EXPECT_EQ(e.Sum("redmap_peer_spans_total") - peer0, 3);
+}
+
 TEST_F(HttpRedTest, WithoutParseOnceBothEndsAreParsedAndCountTheSame) {
   // A second exporter, copying and parsing both ends (capture.parse_once
   // off), next to the suite's: the same exact counts, none built from the

@@ -68,7 +68,6 @@ class ConnTracker::Impl {
   // connect the kernel side saw): true when the event is consumed here.
   bool PeerEvent(Conn* c, const DataEvent& e) {
     c->peer->OnEvent(e);
-    const PeerKey key{c->ctx.local, c->ctx.remote};
     if (!c->peer_indexed) {
       if (!e.peer_parses) {
         // The kernel side copies its bytes: its first read says it is
@@ -77,6 +76,7 @@ class ConnTracker::Impl {
         return false;
       }
       // Paired: from now on this end's spans come from the server end's.
+      const PeerKey key{c->ctx.local, c->ctx.remote};
       c->peer_indexed = true;
       peers_[key] = c;
       if (size_t stale = stash_.Take(key, e.exit_ns, c->peer.get()); stale > 0) {

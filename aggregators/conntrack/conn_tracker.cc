@@ -33,6 +33,8 @@ class ConnTracker::Impl {
       : options_(options), spans_(spans), self_(self), server_spans_(this) {
     self_->SetTrackedConnectionsLimit(static_cast<int64_t>(options_.max_connections));
     self_->SetTrackedConnections(0);
+    self_->SetPeerStashLimit(static_cast<int64_t>(PeerStash::kMaxStashed));
+    self_->SetPeerStashEntries(0);
   }
 
   ~Impl() { Flush(); }
@@ -82,6 +84,7 @@ class ConnTracker::Impl {
       if (size_t stale = stash_.Take(key, e.exit_ns, c->peer.get()); stale > 0) {
         self_->AddDropped(DropReason::kPeerUnmatched, stale);
       }
+      self_->SetPeerStashEntries(static_cast<int64_t>(stash_.size()));
     }
     c->peer->Match(c->ctx, &peer_scratch_);
     return true;
@@ -100,6 +103,7 @@ class ConnTracker::Impl {
         if (!stash_.Put(key, span, options_.keep_heads)) {
           self_->AddDropped(DropReason::kPeerUnmatched);
         }
+        self_->SetPeerStashEntries(static_cast<int64_t>(stash_.size()));
         return;
       }
       client = it->second;
@@ -120,6 +124,12 @@ class ConnTracker::Impl {
   }
 
   void ExpireIdle(uint64_t now_ns) {
+    // Server spans whose client end never showed (it exited, or its events
+    // were lost): counted now rather than when pushed out.
+    if (size_t n = stash_.Expire(now_ns); n > 0) {
+      self_->AddDropped(DropReason::kPeerUnmatched, n);
+      self_->SetPeerStashEntries(static_cast<int64_t>(stash_.size()));
+    }
     if (now_ns < options_.idle_timeout_ns) return;
     const uint64_t cutoff = now_ns - options_.idle_timeout_ns;
     // Oldest first along the LRU list: stop at the first one still active.

@@ -32,7 +32,12 @@ void PeerClient::OnEvent(const DataEvent& e) {
   }
 }
 
-PeerSpan& PeerClient::Push() {
+PeerSpan& PeerClient::Push(bool* room) {
+  *room = size_ < kMaxWaiting;
+  if (!*room) {
+    head_ = (head_ + 1) % slots_.size();
+    --size_;
+  }
   if (size_ == slots_.size()) {
     std::rotate(slots_.begin(), slots_.begin() + static_cast<ptrdiff_t>(head_), slots_.end());
     head_ = 0;
@@ -44,22 +49,14 @@ PeerSpan& PeerClient::Push() {
 }
 
 bool PeerClient::Add(const Span& server, bool keep_heads) {
-  const bool room = size_ < kMaxWaiting;
-  if (!room) {
-    head_ = (head_ + 1) % slots_.size();
-    --size_;
-  }
-  Push().Assign(server, keep_heads);
+  bool room = true;
+  Push(&room).Assign(server, keep_heads);
   return room;
 }
 
 bool PeerClient::Add(PeerSpan&& span) {
-  const bool room = size_ < kMaxWaiting;
-  if (!room) {
-    head_ = (head_ + 1) % slots_.size();
-    --size_;
-  }
-  Push() = std::move(span);
+  bool room = true;
+  Push(&room) = std::move(span);
   return room;
 }
 
@@ -154,6 +151,17 @@ size_t PeerStash::Take(const PeerKey& key, uint64_t now_ns, PeerClient* client) 
   }
   entries_.erase(keep, entries_.end());
   return stale;
+}
+
+size_t PeerStash::Expire(uint64_t now_ns) {
+  if (now_ns < kMaxAgeNs) return 0;
+  const uint64_t cutoff = now_ns - kMaxAgeNs;
+  // Oldest first, so the expired ones are a prefix.
+  auto it = entries_.begin();
+  while (it != entries_.end() && it->span.server_end_ns < cutoff) ++it;
+  const size_t n = static_cast<size_t>(it - entries_.begin());
+  entries_.erase(entries_.begin(), it);
+  return n;
 }
 
 }  // namespace redmap

@@ -85,7 +85,8 @@ class PeerClient {
     uint64_t ns = 0;  // sends: the write's start; receives: the read's return
     uint32_t tid = 0;
   };
-  PeerSpan& Push();
+  // A slot at the back, dropping the oldest waiting span when full.
+  PeerSpan& Push(bool* room);
   static const Position* Find(const std::vector<Position>& v, uint32_t seq);
   static bool Passed(const std::vector<Position>& v, uint32_t seq);
   static void Prune(std::vector<Position>* v, uint32_t seq);
@@ -113,6 +114,9 @@ class PeerStash {
   // Moves the spans stashed for key into client, oldest first. Returns how
   // many were dropped as too old relative to now_ns.
   size_t Take(const PeerKey& key, uint64_t now_ns, PeerClient* client);
+  // Drops spans older than kMaxAgeNs at now_ns (their client end never
+  // showed). Returns how many.
+  size_t Expire(uint64_t now_ns);
   size_t size() const { return entries_.size(); }
 
  private:

@@ -196,6 +196,16 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
       "Bound of the userspace connection table (conntrack.max_connections).", MetricType::Gauge);
   tracked_limit.metric.push_back(Value(MetricType::Gauge, relaxed(tracked_connections_limit_)));
   out.push_back(std::move(tracked_limit));
+  MetricFamily stash = Family("redmap_peer_stash_entries",
+                              "Server spans waiting for their local client end's first event "
+                              "(capture.parse_once).",
+                              MetricType::Gauge);
+  stash.metric.push_back(Value(MetricType::Gauge, relaxed(peer_stash_entries_)));
+  out.push_back(std::move(stash));
+  MetricFamily stash_limit = Family("redmap_peer_stash_entries_limit",
+                                    "Bound of the parse-once span stash.", MetricType::Gauge);
+  stash_limit.metric.push_back(Value(MetricType::Gauge, relaxed(peer_stash_limit_)));
+  out.push_back(std::move(stash_limit));
 
   if (kernel_seen) {
     struct {
@@ -206,8 +216,7 @@ std::vector<MetricFamily> SelfMetrics::Collect() const {
         {"redmap_kernel_events_total", "Records the BPF programs wrote to the ring buffer.",
          kernel.events},
         {"redmap_kernel_tcp_events_total",
-         "Records the TCP health programs wrote to the tcp_events ring buffer.",
-         kernel.tcp_events},
+         "Records the TCP health programs wrote to the tcp_events ring buffer.", kernel.tcp_events},
         {"redmap_kernel_connections_classified_total",
          "Connections the kernel side recognised a protocol on.", kernel.conn_classified},
         {"redmap_kernel_connections_unclassified_total",

@@ -72,6 +72,10 @@ class SelfMetrics : public prometheus::Collectable {
   void SetTrackedConnectionsLimit(int64_t n) {
     tracked_connections_limit_.store(n, std::memory_order_relaxed);
   }
+  // capture.parse_once: server spans waiting for their client end's first
+  // event (PeerStash), and the stash's bound.
+  void SetPeerStashEntries(int64_t n) { peer_stash_entries_.store(n, std::memory_order_relaxed); }
+  void SetPeerStashLimit(int64_t n) { peer_stash_limit_.store(n, std::memory_order_relaxed); }
 
   // ---- control path ----
   void SetProbeStatus(const std::string& probe, bool up);
@@ -109,6 +113,8 @@ class SelfMetrics : public prometheus::Collectable {
   std::atomic<uint64_t> peer_spans_{0};
   std::atomic<int64_t> tracked_connections_{0};
   std::atomic<int64_t> tracked_connections_limit_{0};
+  std::atomic<int64_t> peer_stash_entries_{0};
+  std::atomic<int64_t> peer_stash_limit_{0};
 
   mutable absl::Mutex mu_;
   std::map<std::string, bool> probes_ ABSL_GUARDED_BY(mu_);

@@ -228,6 +228,28 @@ TEST_F(PeerJoinTest, ANewConnectionOnTheSamePortsKeepsItsPairing) {
   EXPECT_EQ(self_.peer_spans(), 1u);
 }
 
+double Gauge(const SelfMetrics& self, const std::string& name) {
+  for (const auto& f : self.Collect()) {
+    if (f.name == name && !f.metric.empty()) return f.metric[0].gauge.value;
+  }
+  return -1;
+}
+
+TEST_F(PeerJoinTest, StashedSpansOfAClientThatNeverShowsAreCountedAtHousekeeping) {
+  ConnTracker t(ConnTrackerOptions{}, &sink_, &self_);
+  EXPECT_EQ(Gauge(self_, "redmap_peer_stash_entries_limit"), PeerStash::kMaxStashed);
+  // The server end's span arrives; its client end's events never do.
+  t.OnData(Server(Direction::kIngress, kRequestSeq, get_, 2000));
+  t.OnData(Server(Direction::kEgress, kResponseSeq, ok_, 3000));
+  EXPECT_EQ(Gauge(self_, "redmap_peer_stash_entries"), 1);
+  t.ExpireIdle(3100 + PeerStash::kMaxAgeNs - 1);  // not yet 10 s old
+  EXPECT_EQ(Gauge(self_, "redmap_peer_stash_entries"), 1);
+  EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 0u);
+  t.ExpireIdle(3100 + PeerStash::kMaxAgeNs + 1);
+  EXPECT_EQ(Gauge(self_, "redmap_peer_stash_entries"), 0);
+  EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 1u);
+}
+
 TEST(PeerStashTest, BoundedAndAgedOut) {
   PeerStash stash;
   Span server;

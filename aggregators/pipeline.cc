@@ -1,10 +1,12 @@
 #include "aggregators/pipeline.h"
 
+#include <array>
 #include <cmath>
 #include <ctime>
 #include <cstdlib>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "aggregators/metadata/process_info.h"
 #include "aggregators/metadata/target_info.h"
 
@@ -109,24 +111,34 @@ class Pipeline::Impl {
     return c;
   }
 
-  // The observing process's identity: cached per (tgid, cgroup id), and
-  // resolved once per span for all its sinks (RED, service graph, traces
-  // call this in turn for the same span, on the source thread).
+  // The observing process's identity: cached per (tgid, cgroup id) by the
+  // identity cache, and in front of it per span's process in a small
+  // direct-mapped memo that needs no lock (RED, service graph and traces
+  // call this in turn for every span, on the source thread). A memo slot is
+  // good while the Kubernetes store has not changed and for kRefreshNs of
+  // span time, after which it asks the cache again: it adds at most that to
+  // the cache's own refresh rules. Measured on nginx + wrk: the cache's
+  // mutex and hash lookup per span were ~8 % of the exporter's profile.
   IdentityPtr Local(const Span& s) { return LocalMemo(s); }
 
   // The same, without a reference count: valid until the next span.
   const IdentityLabels& LocalRef(const Span& s) { return *LocalMemo(s); }
 
   const IdentityPtr& LocalMemo(const Span& s) {
-    if (last_span_ != &s || last_span_end_ns_ != s.end_ns || !last_identity_ ||
-        last_tgid_ != s.conn.tgid || last_cgroup_id_ != s.cgroup_id) {
-      last_identity_ = identities_.Local(s.conn.tgid, s.cgroup_id, s.process_name, s.end_ns);
-      last_span_ = &s;
-      last_span_end_ns_ = s.end_ns;
-      last_tgid_ = s.conn.tgid;
-      last_cgroup_id_ = s.cgroup_id;
+    const uint32_t tgid = s.conn.tgid;
+    const uint64_t cgroup_id = s.cgroup_id;
+    LocalSlot& m = local_memo_[absl::HashOf(tgid, cgroup_id) & (kLocalMemoSlots - 1)];
+    const uint64_t generation = identities_.store_generation();
+    const uint64_t age = s.end_ns > m.filled_ns ? s.end_ns - m.filled_ns : m.filled_ns - s.end_ns;
+    if (m.labels == nullptr || m.tgid != tgid || m.cgroup_id != cgroup_id ||
+        m.generation != generation || age >= IdentityCache::kRefreshNs) {
+      m.labels = identities_.Local(tgid, cgroup_id, s.process_name, s.end_ns);
+      m.tgid = tgid;
+      m.cgroup_id = cgroup_id;
+      m.generation = generation;
+      m.filled_ns = s.end_ns;
     }
-    return last_identity_;
+    return m.labels;
   }
 
   std::string ProcessName(uint32_t tgid, std::string_view comm, uint64_t ts_ns) {
@@ -138,12 +150,16 @@ class Pipeline::Impl {
   const PipelineOptions options_;
   ProcessResolver processes_;
   IdentityCache identities_;
-  // Local()'s memo of the span being fanned out (source thread only).
-  const Span* last_span_ = nullptr;
-  uint64_t last_span_end_ns_ = 0;
-  uint32_t last_tgid_ = 0;
-  uint64_t last_cgroup_id_ = 0;
-  IdentityPtr last_identity_;
+  // Local()'s memo (source thread only).
+  struct LocalSlot {
+    uint32_t tgid = 0;
+    uint64_t cgroup_id = 0;
+    uint64_t generation = 0;
+    uint64_t filled_ns = 0;
+    IdentityPtr labels;
+  };
+  static constexpr size_t kLocalMemoSlots = 64;
+  std::array<LocalSlot, kLocalMemoSlots> local_memo_;
   std::shared_ptr<SelfMetrics> self_;
   // http_route of the span being fanned out, worked out once for RED and
   // traces (source thread only).

@@ -40,6 +40,7 @@ struct redmap_batch_state {
 /* Event types (first __u32 of every event). */
 #define REDMAP_EVENT_DATA 1
 #define REDMAP_EVENT_CLOSE 2
+#define REDMAP_EVENT_PEER 4 /* 3 is REDMAP_EVENT_TCP (tcp_health.h) */
 
 /* Event flags. PEER_PARSES: no payload was copied because the other end of
  * this connection is a traced socket on this node, whose copy of the same
@@ -131,6 +132,31 @@ struct redmap_data_event {
 	 * time userspace looks. NUL-padded, not always NUL-terminated. */
 	char comm[16];
 	__u8 data[]; /* captured_len bytes follow */
+};
+
+/*
+ * A paired client end's syscalls, compacted (see "parse once" in
+ * socket_trace.bpf.c): no payload, no addresses or process name (userspace
+ * has them from the connection's first event, which is a full data event),
+ * and a write held back in the kernel until the read that follows it, so
+ * that a request and its response cost one record. A part whose length is
+ * 0 is absent: a write alone when a second write came before any read.
+ */
+struct redmap_peer_event {
+	__u32 type; /* REDMAP_EVENT_PEER */
+	__u32 tgid;
+	__s32 fd;
+	__u16 protocol; /* REDMAP_PROTO_* */
+	__u16 pad;
+	__u64 conn_start_ns;
+	__u64 ts_ns;   /* when the record was written (ordering); the read's return */
+	__u64 send_ns; /* the write's return */
+	__u32 send_seq; /* write_seq at the write's first byte */
+	__u32 send_len;
+	__u32 send_tid;
+	__u32 recv_tid;
+	__u32 recv_seq; /* copied_seq at the read's first byte */
+	__u32 recv_len;
 };
 
 struct redmap_close_event {

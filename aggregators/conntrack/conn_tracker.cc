@@ -54,6 +54,7 @@ class ConnTracker::Impl {
       c->ctx.spans = &server_spans_;  // its spans also go to the client end
     }
     if (c->peer != nullptr && PeerEvent(c, e)) return;
+    if (e.compact) return;  // no bytes to parse (a pair the tracker did not make)
     const Direction dir = e.direction;
     ConnectionParser* parser = c->parser.get();
     const ConnContext& ctx = c->ctx;
@@ -189,12 +190,23 @@ class ConnTracker::Impl {
   using Map = absl::flat_hash_map<ConnKey, std::unique_ptr<Conn>>;
 
   Conn* Lookup(const DataEvent& e) {
+    // The connection of the previous event: a paired client end's write and
+    // read come from one record, one after the other. It is at the front
+    // of the LRU list already.
+    if (last_ != nullptr && last_->ctx.key == e.conn) return last_;
     auto it = conns_.find(e.conn);
     if (it != conns_.end()) {
       Conn* c = it->second.get();
       c->Unlink();
       c->InsertAfter(&lru_);
+      last_ = c;
       return c;
+    }
+    if (e.compact) {
+      // A paired client end whose connection was evicted or never seen:
+      // its spans cannot be built without its endpoints.
+      self_->AddDropped(DropReason::kPeerUnmatched);
+      return nullptr;
     }
     auto parser = NewConnectionParser(e.protocol);
     if (parser == nullptr) return nullptr;
@@ -217,6 +229,7 @@ class ConnTracker::Impl {
     c->parser = std::move(parser);
     if (e.role == Role::kClient && e.has_tcp_seq) c->peer = std::make_unique<PeerClient>();
     c->InsertAfter(&lru_);
+    last_ = c;
     conns_.emplace(e.conn, std::move(conn));
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
     return c;
@@ -238,6 +251,7 @@ class ConnTracker::Impl {
       if (size_t n = c->peer->waiting(); n > 0) self_->AddDropped(DropReason::kPeerUnmatched, n);
     }
     c->Unlink();
+    if (last_ == c) last_ = nullptr;
     conns_.erase(it);
     self_->SetTrackedConnections(static_cast<int64_t>(conns_.size()));
   }
@@ -246,7 +260,8 @@ class ConnTracker::Impl {
   SpanSink* const spans_;
   SelfMetrics* const self_;
   Map conns_;
-  LruNode lru_;  // sentinel
+  LruNode lru_;           // sentinel
+  Conn* last_ = nullptr;  // of the latest Lookup (cleared when erased)
   Span scratch_span_;
   // capture.parse_once: paired client ends by their endpoints, server spans
   // waiting for their client end's first event, and the span the client

@@ -68,6 +68,10 @@ IdentityPtr IdentityCache::FromIdentity(Identity id) const {
   return l;
 }
 
+uint64_t IdentityCache::store_generation() const {
+  return store_ != nullptr ? store_->generation() : 0;
+}
+
 IdentityPtr IdentityCache::Local(uint32_t tgid, uint64_t cgroup_id, std::string_view comm,
                                  uint64_t now_ns) {
   const uint64_t generation = store_ != nullptr ? store_->generation() : 0;

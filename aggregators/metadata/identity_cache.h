@@ -88,6 +88,9 @@ class IdentityCache {
   IdentityPtr Remote(const IpAddress& ip, uint64_t now_ns);
 
   bool enabled() const { return resolver_ != nullptr; }
+  // Moves whenever Kubernetes metadata changes (0 without it): what a
+  // caller's own memo of Local() must be invalidated by.
+  uint64_t store_generation() const;
   size_t local_entries() const;
   size_t remote_entries() const;
   size_t max_entries() const { return opt_.max_entries; }  // per table

@@ -75,11 +75,11 @@ class ServiceGraphAggregator::Impl {
     }
   }
 
-  // The far end of a span: see the header for the order.
-  IdentityPtr Peer(const Names& seen, const Endpoint& ep, bool client_end, uint64_t now_ns,
-                   bool* observed) const {
+  // The far end of a span that no span of this node has named (see the
+  // header for the order). Called without mu_: it asks the identity cache
+  // and the TCP aggregator.
+  IdentityPtr Unseen(const Endpoint& ep, bool client_end, uint64_t now_ns, bool* observed) const {
     *observed = true;
-    if (IdentityPtr p = Seen(seen, ep)) return p;
     IdentityPtr remote = remote_ ? remote_(ep.addr, now_ns) : nullptr;
     if (remote && remote->in_cluster()) return remote;
     if (peers_ != nullptr) {
@@ -92,52 +92,63 @@ class ServiceGraphAggregator::Impl {
   void OnSpan(const Span& span) {
     if (span.end_ns < span.start_ns) return;
     if (span.side != Role::kServer && span.side != Role::kClient) return;
+    const bool server_side = span.side == Role::kServer;
+    IdentityPtr local = local_(span);
+    // The far end: usually named by an earlier span of this node, looked up
+    // under the lock the edge is updated under (one lock per span).
+    const Endpoint& far_ep = server_side ? span.client : span.server;
+    const Names& seen = server_side ? clients_ : servers_;
+    mu_.Lock();
+    IdentityPtr far;
+    bool observed = true;
+    if (auto it = seen.find(far_ep); it != seen.end()) {
+      far = it->second;
+    } else {
+      mu_.Unlock();
+      far = Unseen(far_ep, /*client_end=*/server_side, span.end_ns, &observed);
+      mu_.Lock();
+    }
+    // A server this node answered requests for is observed, whether or not
+    // redmap saw it listen (it may predate redmap): the server's span is
+    // emitted before the client's (the response is written before it is
+    // read).
+    if (server_side) {
+      Record(span, std::move(far), std::move(local), observed);
+    } else {
+      Record(span, std::move(local), std::move(far), observed);
+    }
+    mu_.Unlock();
+  }
+
+  void Record(const Span& span, IdentityPtr client, IdentityPtr server, bool observed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
     const bool failed = span.http.status >= 500;
     const bool server_side = span.side == Role::kServer;
-    bool observed;
-    IdentityPtr client;
-    IdentityPtr server;
-    if (server_side) {
-      client = Peer(clients_, span.client, /*client_end=*/true, span.end_ns, &observed);
-      server = local_(span);
-    } else {
-      // A server this node answered requests for is observed, whether or
-      // not redmap saw it listen (it may predate redmap): the server's
-      // span is emitted before the client's (the response is written
-      // before it is read).
-      server = Peer(servers_, span.server, /*client_end=*/false, span.end_ns, &observed);
-      client = local_(span);
-    }
     // Server spans always count; a client span counts only when its server
     // is not observed (the server's own node counts it otherwise).
     const bool count = server_side || !observed;
+    if (server_side) {
+      Remember(servers_, span.server, server);
+    } else {
+      Remember(clients_, span.client, client);
+    }
 
     // The edge follows from (client, server, side, observed) alone: a memo
     // of the last edge per combination skips building and hashing its key.
     // Its pointer is good while the generation (bumped whenever edges_ may
     // have moved) is the same.
     MemoEntry& m = memo_[MemoSlot(client.get(), server.get(), server_side, observed)];
-    const bool same = m.client == client && m.server == server &&
-                      m.server_side == server_side && m.observed == observed;
-    EdgeKey key;
-    bool self_edge = false;
-    if (!same) self_edge = BuildKey(*client, *server, observed, &key);
-
-    absl::MutexLock l(&mu_);
-    if (server_side) {
-      Remember(servers_, span.server, server);
-    } else {
-      Remember(clients_, span.client, client);
-    }
     EdgeStats* s;
-    if (same && m.generation == generation_) {
+    if (m.client == client && m.server == server && m.server_side == server_side &&
+        m.observed == observed && m.generation == generation_) {
       if (m.self_edge) return;  // no self-edges
       if (m.overflow) ++overflowed_;
       s = m.stats;
       s->updated_ns = std::max(s->updated_ns, span.end_ns);
     } else {
-      if (same) self_edge = BuildKey(*client, *server, observed, &key);  // stale
+      EdgeKey key;
+      const bool self_edge = BuildKey(*client, *server, observed, &key);
       bool overflow = false;
       s = self_edge ? nullptr : &Edge(std::move(key), span.end_ns, &overflow);
       m = MemoEntry{.client = std::move(client),
@@ -251,17 +262,11 @@ class ServiceGraphAggregator::Impl {
   }
 
  private:
-  IdentityPtr Seen(const Names& names, const Endpoint& ep) const {
-    absl::MutexLock l(&mu_);
-    auto it = names.find(ep);
-    if (it == names.end()) return nullptr;
-    return it->second;
-  }
-
-  void Remember(Names& names, const Endpoint& ep, IdentityPtr name)
+  void Remember(Names& names, const Endpoint& ep, const IdentityPtr& name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (names.size() >= kMaxEndpoints && !names.contains(ep)) names.clear();  // bounded
-    names[ep] = std::move(name);
+    auto [it, inserted] = names.try_emplace(ep, name);
+    if (!inserted && it->second != name) it->second = name;
   }
 
   // The key's edge, made if new (the overflow edge at the cap: *overflow).

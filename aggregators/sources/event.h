@@ -86,6 +86,10 @@ struct DataEvent {
   // the client end waits for this end's spans.
   bool peer_parses = false;
   bool peer_local = false;
+  // From a compact record of a paired client end (redmap_peer_event): no
+  // endpoints, cgroup or process name. Its connection is already tracked
+  // (from its first, full event); if it is not, the event is dropped.
+  bool compact = false;
   Endpoint local;
   Endpoint remote;
   // Kernel's name of the process (comm), may be empty. Same lifetime as payload.

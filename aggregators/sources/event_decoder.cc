@@ -15,6 +15,8 @@ namespace {
 // without the other must not compile.
 static_assert(sizeof(redmap_data_event) == 128, "redmap_data_event layout changed");
 static_assert(sizeof(redmap_close_event) == 40, "redmap_close_event layout changed");
+static_assert(sizeof(redmap_peer_event) == 64, "redmap_peer_event layout changed");
+static_assert(offsetof(redmap_peer_event, ts_ns) == 24);
 static_assert(offsetof(redmap_data_event, local_addr) == 80);
 static_assert(sizeof(redmap_tcp_event) == 120, "redmap_tcp_event layout changed");
 static_assert(offsetof(redmap_tcp_event, cgroup_id) == 112);
@@ -46,32 +48,47 @@ std::string_view CommView(const uint8_t* comm) {
 
 }  // namespace
 
-size_t NextEventSize(const void* data, size_t size) {
+size_t NextEvent(const void* data, size_t size, uint64_t* ts_ns) {
+  *ts_ns = 0;
   if (data == nullptr || size < sizeof(uint32_t)) return size;
+  const auto* bytes = static_cast<const uint8_t*>(data);
   uint32_t type;
-  std::memcpy(&type, data, sizeof(type));
+  std::memcpy(&type, bytes, sizeof(type));
   size_t n;
+  size_t ts_offset;
   switch (type) {
     case REDMAP_EVENT_DATA: {
       uint32_t captured;
       if (size < sizeof(redmap_data_event)) return size;
-      std::memcpy(&captured, static_cast<const uint8_t*>(data) + offsetof(redmap_data_event, captured_len),
-                  sizeof(captured));
+      std::memcpy(&captured, bytes + offsetof(redmap_data_event, captured_len), sizeof(captured));
       if (captured > size - sizeof(redmap_data_event)) return size;
       n = sizeof(redmap_data_event) + captured;
+      ts_offset = offsetof(redmap_data_event, exit_ns);
       break;
     }
     case REDMAP_EVENT_CLOSE:
       n = sizeof(redmap_close_event);
+      ts_offset = offsetof(redmap_close_event, close_ns);
+      break;
+    case REDMAP_EVENT_PEER:
+      n = sizeof(redmap_peer_event);
+      ts_offset = offsetof(redmap_peer_event, ts_ns);
       break;
     case REDMAP_EVENT_TCP:
       n = sizeof(redmap_tcp_event);
+      ts_offset = offsetof(redmap_tcp_event, ts_ns);
       break;
     default:
       return size;
   }
+  if (size >= ts_offset + sizeof(uint64_t)) std::memcpy(ts_ns, bytes + ts_offset, sizeof(uint64_t));
   n = (n + 7) & ~size_t{7};
   return n < size ? n : size;
+}
+
+size_t NextEventSize(const void* data, size_t size) {
+  uint64_t ts;
+  return NextEvent(data, size, &ts);
 }
 
 bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns) {
@@ -85,6 +102,9 @@ bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns) {
       break;
     case REDMAP_EVENT_CLOSE:
       offset = offsetof(redmap_close_event, close_ns);
+      break;
+    case REDMAP_EVENT_PEER:
+      offset = offsetof(redmap_peer_event, ts_ns);
       break;
     case REDMAP_EVENT_TCP:
       offset = offsetof(redmap_tcp_event, ts_ns);
@@ -138,6 +158,41 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.process_name = CommView(bytes + offsetof(redmap_data_event, comm));
     ev.payload = std::string_view(reinterpret_cast<const char*>(bytes + sizeof(h)), h.captured_len);
     sink->OnData(ev);
+    return DecodeResult::kData;
+  }
+
+  if (type == REDMAP_EVENT_PEER) {
+    // One record, up to two events: the write, then the read.
+    redmap_peer_event h;
+    if (size < sizeof(h)) return DecodeResult::kInvalid;
+    std::memcpy(&h, data, sizeof(h));
+    if (h.protocol != REDMAP_PROTO_HTTP1 || (h.send_len == 0 && h.recv_len == 0) ||
+        h.send_ns > h.ts_ns) {
+      return DecodeResult::kInvalid;
+    }
+    DataEvent ev;
+    ev.conn = ConnKey{h.tgid, h.fd, h.conn_start_ns};
+    ev.protocol = Protocol::kHttp1;
+    ev.role = Role::kClient;
+    ev.has_tcp_seq = true;
+    ev.peer_parses = true;
+    ev.compact = true;
+    if (h.send_len > 0) {
+      ev.direction = Direction::kEgress;
+      ev.tid = h.send_tid;
+      ev.enter_ns = ev.exit_ns = h.send_ns;
+      ev.byte_count = h.send_len;
+      ev.tcp_seq = h.send_seq;
+      sink->OnData(ev);
+    }
+    if (h.recv_len > 0) {
+      ev.direction = Direction::kIngress;
+      ev.tid = h.recv_tid;
+      ev.enter_ns = ev.exit_ns = h.ts_ns;
+      ev.byte_count = h.recv_len;
+      ev.tcp_seq = h.recv_seq;
+      sink->OnData(ev);
+    }
     return DecodeResult::kData;
   }
 

@@ -25,11 +25,10 @@ void RecordMerger::Add(uint32_t ring, const void* data, size_t size) {
     uint32_t index = 0;
     const size_t first = index_.size();
     do {
-      const size_t n = NextEventSize(p, left);
+      // Untimed (malformed) events get 0 and sort first: they are rejected anyway.
+      uint64_t ts;
+      const size_t n = NextEvent(p, left, &ts);
       if (index >= skip) {
-        uint64_t ts;
-        // Untimed (malformed) events sort first: they are rejected anyway.
-        if (!RecordTimestamp(p, n, &ts)) ts = 0;
         index_.push_back({ts, seq_++, p, n, ring, index, false});
       }
       ++index;

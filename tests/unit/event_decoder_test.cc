@@ -103,6 +103,85 @@ TEST(EventDecoderTest, PeerFlagsAreTakenOnlyWhereTheyMakeSense) {
   EXPECT_TRUE(sink.data[2].payload.empty());
 }
 
+redmap_peer_event PeerRecord(uint32_t send_len, uint32_t recv_len) {
+  redmap_peer_event h{};
+  h.type = REDMAP_EVENT_PEER;
+  h.tgid = 42;
+  h.fd = 7;
+  h.protocol = REDMAP_PROTO_HTTP1;
+  h.conn_start_ns = 1000;
+  h.ts_ns = 3000;
+  h.send_ns = 2000;
+  h.send_seq = 0xfffffff0;
+  h.send_len = send_len;
+  h.send_tid = 44;
+  h.recv_tid = 45;
+  h.recv_seq = 500;
+  h.recv_len = recv_len;
+  return h;
+}
+
+TEST(EventDecoderTest, APeerRecordIsTheWriteThenTheRead) {
+  Capture sink;
+  redmap_peer_event h = PeerRecord(40, 150);
+  ASSERT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kData);
+  ASSERT_EQ(sink.data.size(), 2u);
+  for (const DataEvent& e : sink.data) {
+    EXPECT_EQ(e.conn, (ConnKey{42, 7, 1000}));
+    EXPECT_EQ(e.role, Role::kClient);
+    EXPECT_EQ(e.protocol, Protocol::kHttp1);
+    EXPECT_TRUE(e.has_tcp_seq);
+    EXPECT_TRUE(e.peer_parses);
+    EXPECT_TRUE(e.compact);
+    EXPECT_TRUE(e.payload.empty());
+    EXPECT_TRUE(e.process_name.empty());
+  }
+  const DataEvent& send = sink.data[0];
+  EXPECT_EQ(send.direction, Direction::kEgress);
+  EXPECT_EQ(send.tid, 44u);
+  EXPECT_EQ(send.enter_ns, 2000u);
+  EXPECT_EQ(send.exit_ns, 2000u);
+  EXPECT_EQ(send.tcp_seq, 0xfffffff0u);
+  EXPECT_EQ(send.byte_count, 40u);
+  const DataEvent& recv = sink.data[1];
+  EXPECT_EQ(recv.direction, Direction::kIngress);
+  EXPECT_EQ(recv.tid, 45u);
+  EXPECT_EQ(recv.exit_ns, 3000u);
+  EXPECT_EQ(recv.tcp_seq, 500u);
+  EXPECT_EQ(recv.byte_count, 150u);
+  uint64_t ts = 0;
+  EXPECT_TRUE(RecordTimestamp(&h, sizeof(h), &ts));
+  EXPECT_EQ(ts, 3000u);
+  EXPECT_EQ(NextEventSize(&h, sizeof(h) + 8), sizeof(h));
+
+  // A part of length 0 is absent.
+  sink.data.clear();
+  h = PeerRecord(40, 0);
+  ASSERT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kData);
+  h = PeerRecord(0, 150);
+  ASSERT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kData);
+  ASSERT_EQ(sink.data.size(), 2u);
+  EXPECT_EQ(sink.data[0].direction, Direction::kEgress);
+  EXPECT_EQ(sink.data[1].direction, Direction::kIngress);
+}
+
+TEST(EventDecoderTest, RejectsBadPeerRecords) {
+  Capture sink;
+  redmap_peer_event h = PeerRecord(0, 0);  // nothing in it
+  EXPECT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kInvalid);
+  h = PeerRecord(40, 150);
+  h.protocol = REDMAP_PROTO_NONE;
+  EXPECT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kInvalid);
+  h = PeerRecord(40, 150);
+  h.send_ns = h.ts_ns + 1;  // written after the record was
+  EXPECT_EQ(DecodeRecord(&h, sizeof(h), &sink), DecodeResult::kInvalid);
+  h = PeerRecord(40, 150);
+  for (size_t n = 0; n < sizeof(h); ++n) {
+    EXPECT_EQ(DecodeRecord(&h, n, &sink), DecodeResult::kInvalid) << n;
+  }
+  EXPECT_TRUE(sink.data.empty());
+}
+
 TEST(EventDecoderTest, MappedIpv6BecomesIpv4) {
   Capture sink;
   auto rec = DataRecord("", 10);

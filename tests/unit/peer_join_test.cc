@@ -46,6 +46,16 @@ class PeerJoinTest : public ::testing::Test {
     e.peer_parses = peer_parses;
     return e;
   }
+  // The same end's write or read from a compact record (redmap_peer_event):
+  // no endpoints, cgroup or process name.
+  DataEvent Compact(Direction d, uint32_t seq, uint32_t bytes, uint64_t t) {
+    DataEvent e = Client(d, seq, "", bytes, t, true);
+    e.exit_ns = e.enter_ns;
+    e.local = e.remote = Endpoint{};
+    e.process_name = {};
+    e.compact = true;
+    return e;
+  }
   DataEvent Server(Direction d, uint32_t seq, std::string_view payload, uint64_t t) {
     DataEvent e = Base(d, seq, payload, static_cast<uint32_t>(payload.size()), t);
     e.conn = ConnKey{20, 7, 2};
@@ -120,6 +130,38 @@ TEST_F(PeerJoinTest, ClientSpanComesFromTheServerParseWithClientTimes) {
   EXPECT_EQ(self_.spans(Protocol::kHttp1), 2u);
   EXPECT_EQ(self_.peer_spans(), 1u);
   EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 0u);
+}
+
+TEST_F(PeerJoinTest, CompactEventsOfAKnownConnectionMakeTheSameSpan) {
+  ConnTracker t(ConnTrackerOptions{}, &sink_, &self_);
+  // Keep-alive: the first request's write is a full event, everything
+  // after it comes compact, each read with the write before it.
+  t.OnData(Client(Direction::kEgress, kRequestSeq, get_, ReqBytes(), 1000, false));
+  t.OnData(Server(Direction::kIngress, kRequestSeq, get_, 2000));
+  t.OnData(Server(Direction::kEgress, kResponseSeq, ok_, 3000));
+  t.OnData(Compact(Direction::kIngress, kResponseSeq, RespBytes(), 4000));
+  t.OnData(Compact(Direction::kEgress, kRequestSeq + ReqBytes(), ReqBytes(), 5000));
+  t.OnData(Server(Direction::kIngress, kRequestSeq + ReqBytes(), get_, 6000));
+  t.OnData(Server(Direction::kEgress, kResponseSeq + RespBytes(), ok_, 7000));
+  t.OnData(Compact(Direction::kIngress, kResponseSeq + RespBytes(), RespBytes(), 8000));
+  ASSERT_NE(Side(Role::kClient, 1), nullptr);
+  for (int i = 0; i < 2; ++i) {
+    const Span* client = Side(Role::kClient, i);
+    EXPECT_EQ(client->start_ns, 1000u + 4000u * i);
+    EXPECT_EQ(client->end_ns, 4000u + 4000u * i);
+    EXPECT_EQ(client->client, endpoint_a_);  // from the connection's first event
+    EXPECT_EQ(client->process_name, "curl");
+    EXPECT_EQ(client->http.status, 200);
+  }
+  EXPECT_EQ(self_.peer_spans(), 2u);
+  EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 0u);
+}
+
+TEST_F(PeerJoinTest, ACompactEventOfAnUnknownConnectionIsDroppedAndCounted) {
+  ConnTracker t(ConnTrackerOptions{}, &sink_, &self_);
+  t.OnData(Compact(Direction::kIngress, kResponseSeq, RespBytes(), 4000));
+  EXPECT_EQ(t.connections(), 0u);  // not made from an event without endpoints
+  EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 1u);
 }
 
 TEST_F(PeerJoinTest, TheClientsReadMayReturnBeforeTheServersWrite) {

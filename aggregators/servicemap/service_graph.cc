@@ -95,36 +95,34 @@ class ServiceGraphAggregator::Impl {
     const bool server_side = span.side == Role::kServer;
     IdentityPtr local = local_(span);
     // The far end: usually named by an earlier span of this node, looked up
-    // under the lock the edge is updated under (one lock per span).
+    // under the lock the edge is updated under (one lock per span). A server
+    // this node answered requests for is observed, whether or not redmap saw
+    // it listen (it may predate redmap): the server's span is emitted before
+    // the client's (the response is written before it is read).
     const Endpoint& far_ep = server_side ? span.client : span.server;
-    const Names& seen = server_side ? clients_ : servers_;
-    mu_.Lock();
-    IdentityPtr far;
-    bool observed = true;
-    if (auto it = seen.find(far_ep); it != seen.end()) {
-      far = it->second;
-    } else {
-      mu_.Unlock();
-      far = Unseen(far_ep, /*client_end=*/server_side, span.end_ns, &observed);
-      mu_.Lock();
+    {
+      absl::MutexLock l(&mu_);
+      const Names& seen = server_side ? clients_ : servers_;
+      if (auto it = seen.find(far_ep); it != seen.end()) {
+        Record(span, std::move(local), it->second, /*observed=*/true);
+        return;
+      }
     }
-    // A server this node answered requests for is observed, whether or not
-    // redmap saw it listen (it may predate redmap): the server's span is
-    // emitted before the client's (the response is written before it is
-    // read).
-    if (server_side) {
-      Record(span, std::move(far), std::move(local), observed);
-    } else {
-      Record(span, std::move(local), std::move(far), observed);
-    }
-    mu_.Unlock();
+    bool observed;
+    IdentityPtr far = Unseen(far_ep, /*client_end=*/server_side, span.end_ns, &observed);
+    absl::MutexLock l(&mu_);
+    Record(span, std::move(local), std::move(far), observed);
   }
 
-  void Record(const Span& span, IdentityPtr client, IdentityPtr server, bool observed)
+  // Records the span on its edge; `far` is the end the span's side did not
+  // observe itself.
+  void Record(const Span& span, IdentityPtr local, IdentityPtr far, bool observed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool server_side = span.side == Role::kServer;
+    IdentityPtr client = server_side ? std::move(far) : std::move(local);
+    IdentityPtr server = server_side ? std::move(local) : std::move(far);
     const double seconds = static_cast<double>(span.end_ns - span.start_ns) / 1e9;
     const bool failed = span.http.status >= 500;
-    const bool server_side = span.side == Role::kServer;
     // Server spans always count; a client span counts only when its server
     // is not observed (the server's own node counts it otherwise).
     const bool count = server_side || !observed;

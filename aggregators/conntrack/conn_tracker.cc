@@ -54,7 +54,10 @@ class ConnTracker::Impl {
       c->ctx.spans = &server_spans_;  // its spans also go to the client end
     }
     if (c->peer != nullptr && PeerEvent(c, e)) return;
-    if (e.compact) return;  // no bytes to parse (a pair the tracker did not make)
+    if (e.compact) {  // no bytes to parse: an end the tracker did not take for a client
+      self_->AddDropped(DropReason::kPeerUnmatched);
+      return;
+    }
     const Direction dir = e.direction;
     ConnectionParser* parser = c->parser.get();
     const ConnContext& ctx = c->ctx;

@@ -177,22 +177,17 @@ DecodeResult DecodeRecord(const void* data, size_t size, EventSink* sink) {
     ev.has_tcp_seq = true;
     ev.peer_parses = true;
     ev.compact = true;
-    if (h.send_len > 0) {
-      ev.direction = Direction::kEgress;
-      ev.tid = h.send_tid;
-      ev.enter_ns = ev.exit_ns = h.send_ns;
-      ev.byte_count = h.send_len;
-      ev.tcp_seq = h.send_seq;
+    auto part = [&](Direction d, uint32_t tid, uint64_t ns, uint32_t len, uint32_t seq) {
+      if (len == 0) return;  // absent
+      ev.direction = d;
+      ev.tid = tid;
+      ev.enter_ns = ev.exit_ns = ns;
+      ev.byte_count = len;
+      ev.tcp_seq = seq;
       sink->OnData(ev);
-    }
-    if (h.recv_len > 0) {
-      ev.direction = Direction::kIngress;
-      ev.tid = h.recv_tid;
-      ev.enter_ns = ev.exit_ns = h.ts_ns;
-      ev.byte_count = h.recv_len;
-      ev.tcp_seq = h.recv_seq;
-      sink->OnData(ev);
-    }
+    };
+    part(Direction::kEgress, h.send_tid, h.send_ns, h.send_len, h.send_seq);
+    part(Direction::kIngress, h.recv_tid, h.ts_ns, h.recv_len, h.recv_seq);
     return DecodeResult::kData;
   }
 

@@ -162,6 +162,13 @@ TEST_F(PeerJoinTest, ACompactEventOfAnUnknownConnectionIsDroppedAndCounted) {
   t.OnData(Compact(Direction::kIngress, kResponseSeq, RespBytes(), 4000));
   EXPECT_EQ(t.connections(), 0u);  // not made from an event without endpoints
   EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 1u);
+  // Nor is one of a connection the tracker took for unpaired (its first read
+  // came with bytes): there is nothing to parse.
+  t.OnData(Client(Direction::kEgress, kRequestSeq, get_, ReqBytes(), 1000, false));
+  t.OnData(Client(Direction::kIngress, kResponseSeq, ok_, RespBytes(), 2000, false));
+  t.OnData(Compact(Direction::kIngress, kResponseSeq + RespBytes(), RespBytes(), 3000));
+  EXPECT_EQ(self_.dropped(DropReason::kPeerUnmatched), 2u);
+  EXPECT_EQ(self_.spans(Protocol::kHttp1), 1u);  // the unpaired end's own span
 }
 
 TEST_F(PeerJoinTest, TheClientsReadMayReturnBeforeTheServersWrite) {

@@ -518,6 +518,15 @@ static __always_inline void batch_end(struct scratch *s, __u32 used, __u32 size,
  * the exporter ~0.1 us). A second write before any read sends the first
  * alone. A write never followed by a read is never sent: it would have
  * made no span (a client span needs its response's end). */
+static __always_inline void peer_hold(struct conn_info *ci, __u64 now, __u32 seq, __u32 tid,
+				      long ret)
+{
+	ci->pend_ns = now;
+	ci->pend_seq = seq;
+	ci->pend_tid = tid;
+	ci->pend_len = (__u32)ret;
+}
+
 static __always_inline int peer_exit(struct conn_info *ci, const struct data_call *a, long ret,
 				     __u32 seq, __u32 tgid, __u32 tid)
 {
@@ -525,10 +534,7 @@ static __always_inline int peer_exit(struct conn_info *ci, const struct data_cal
 	const bool send = a->dir == REDMAP_DIR_EGRESS;
 
 	if (send && ci->pend_len == 0) {
-		ci->pend_ns = now;
-		ci->pend_seq = seq;
-		ci->pend_tid = tid;
-		ci->pend_len = (__u32)ret;
+		peer_hold(ci, now, seq, tid, ret);
 		return 0;
 	}
 
@@ -557,10 +563,7 @@ static __always_inline int peer_exit(struct conn_info *ci, const struct data_cal
 		ev->recv_tid = 0;
 		ev->recv_seq = 0;
 		ev->recv_len = 0;
-		ci->pend_ns = now;
-		ci->pend_seq = seq;
-		ci->pend_tid = tid;
-		ci->pend_len = (__u32)ret;
+		peer_hold(ci, now, seq, tid, ret); /* after the record took the older one */
 	} else {
 		ev->recv_tid = tid;
 		ev->recv_seq = seq;

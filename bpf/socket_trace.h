@@ -45,8 +45,11 @@ struct redmap_batch_state {
 /* Event flags. PEER_PARSES: no payload was copied because the other end of
  * this connection is a traced socket on this node, whose copy of the same
  * bytes is parsed instead (client ends only; see "parse once" in
- * socket_trace.bpf.c). PEER_LOCAL: the client end of this (server)
- * connection is such a socket, and waits for this end's requests. */
+ * socket_trace.bpf.c). The kernel side now sends such ends' syscalls as
+ * redmap_peer_event records, never as data events with this flag; it names
+ * the connection's state there, and the decoder still accepts it on a data
+ * event. PEER_LOCAL: the client end of this (server) connection is such a
+ * socket, and waits for this end's requests. */
 #define REDMAP_EVENT_F_PEER_PARSES 1
 #define REDMAP_EVENT_F_PEER_LOCAL 2
 

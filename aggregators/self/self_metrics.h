@@ -30,7 +30,8 @@ enum class DropReason : uint8_t {
   kBufferOverflow,  // unparsed bytes beyond conntrack.max_buffer_bytes
   kKernelTcpRingFull,  // TCP health events lost: the tcp_events ring was full
   // capture.parse_once: a server end's span its local client end never
-  // claimed, or a client end's request left unmatched at a bound.
+  // claimed, a client end's request left unmatched at a bound, or a
+  // compact record of a connection the tracker does not hold.
   kPeerUnmatched,
   kCount,
 };

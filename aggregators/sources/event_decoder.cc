@@ -46,42 +46,54 @@ std::string_view CommView(const uint8_t* comm) {
           nul == 0 ? size_t{16} : static_cast<size_t>(__builtin_ctz(nul))};
 }
 
+// Where each event type keeps its length and its timestamp: the one table
+// NextEvent and RecordTimestamp read (fixed: the event's size without its
+// payload; only data events have one).
+struct Layout {
+  size_t fixed;
+  size_t ts_offset;
+};
+
+bool LayoutOf(const void* data, size_t size, uint32_t* type, Layout* l) {
+  if (data == nullptr || size < sizeof(uint32_t)) return false;
+  std::memcpy(type, data, sizeof(*type));
+  switch (*type) {
+    case REDMAP_EVENT_DATA:
+      *l = {sizeof(redmap_data_event), offsetof(redmap_data_event, exit_ns)};
+      return true;
+    case REDMAP_EVENT_CLOSE:
+      *l = {sizeof(redmap_close_event), offsetof(redmap_close_event, close_ns)};
+      return true;
+    case REDMAP_EVENT_PEER:
+      *l = {sizeof(redmap_peer_event), offsetof(redmap_peer_event, ts_ns)};
+      return true;
+    case REDMAP_EVENT_TCP:
+      *l = {sizeof(redmap_tcp_event), offsetof(redmap_tcp_event, ts_ns)};
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 size_t NextEvent(const void* data, size_t size, uint64_t* ts_ns) {
   *ts_ns = 0;
-  if (data == nullptr || size < sizeof(uint32_t)) return size;
-  const auto* bytes = static_cast<const uint8_t*>(data);
   uint32_t type;
-  std::memcpy(&type, bytes, sizeof(type));
-  size_t n;
-  size_t ts_offset;
-  switch (type) {
-    case REDMAP_EVENT_DATA: {
-      uint32_t captured;
-      if (size < sizeof(redmap_data_event)) return size;
-      std::memcpy(&captured, bytes + offsetof(redmap_data_event, captured_len), sizeof(captured));
-      if (captured > size - sizeof(redmap_data_event)) return size;
-      n = sizeof(redmap_data_event) + captured;
-      ts_offset = offsetof(redmap_data_event, exit_ns);
-      break;
-    }
-    case REDMAP_EVENT_CLOSE:
-      n = sizeof(redmap_close_event);
-      ts_offset = offsetof(redmap_close_event, close_ns);
-      break;
-    case REDMAP_EVENT_PEER:
-      n = sizeof(redmap_peer_event);
-      ts_offset = offsetof(redmap_peer_event, ts_ns);
-      break;
-    case REDMAP_EVENT_TCP:
-      n = sizeof(redmap_tcp_event);
-      ts_offset = offsetof(redmap_tcp_event, ts_ns);
-      break;
-    default:
-      return size;
+  Layout l;
+  if (!LayoutOf(data, size, &type, &l)) return size;
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  size_t n = l.fixed;
+  if (type == REDMAP_EVENT_DATA) {
+    uint32_t captured;
+    if (size < sizeof(redmap_data_event)) return size;
+    std::memcpy(&captured, bytes + offsetof(redmap_data_event, captured_len), sizeof(captured));
+    if (captured > size - sizeof(redmap_data_event)) return size;
+    n += captured;
   }
-  if (size >= ts_offset + sizeof(uint64_t)) std::memcpy(ts_ns, bytes + ts_offset, sizeof(uint64_t));
+  if (size >= l.ts_offset + sizeof(uint64_t)) {
+    std::memcpy(ts_ns, bytes + l.ts_offset, sizeof(uint64_t));
+  }
   n = (n + 7) & ~size_t{7};
   return n < size ? n : size;
 }
@@ -92,28 +104,10 @@ size_t NextEventSize(const void* data, size_t size) {
 }
 
 bool RecordTimestamp(const void* data, size_t size, uint64_t* ts_ns) {
-  if (data == nullptr || size < sizeof(uint32_t)) return false;
   uint32_t type;
-  std::memcpy(&type, data, sizeof(type));
-  size_t offset;
-  switch (type) {
-    case REDMAP_EVENT_DATA:
-      offset = offsetof(redmap_data_event, exit_ns);
-      break;
-    case REDMAP_EVENT_CLOSE:
-      offset = offsetof(redmap_close_event, close_ns);
-      break;
-    case REDMAP_EVENT_PEER:
-      offset = offsetof(redmap_peer_event, ts_ns);
-      break;
-    case REDMAP_EVENT_TCP:
-      offset = offsetof(redmap_tcp_event, ts_ns);
-      break;
-    default:
-      return false;
-  }
-  if (size < offset + sizeof(uint64_t)) return false;
-  std::memcpy(ts_ns, static_cast<const uint8_t*>(data) + offset, sizeof(uint64_t));
+  Layout l;
+  if (!LayoutOf(data, size, &type, &l) || size < l.ts_offset + sizeof(uint64_t)) return false;
+  std::memcpy(ts_ns, static_cast<const uint8_t*>(data) + l.ts_offset, sizeof(uint64_t));
   return true;
 }
 

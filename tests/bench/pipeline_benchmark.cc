@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "aggregators/pipeline.h"
 #include "aggregators/sources/event_decoder.h"
+#include "aggregators/sources/record_merger.h"
 #include "bpf/socket_trace.h"
 
 namespace redmap {
@@ -181,6 +183,162 @@ void BM_DecodeRecords(benchmark::State& state) {
   state.SetItemsProcessed(events);
 }
 BENCHMARK(BM_DecodeRecords);
+
+// The exporter's whole userspace path per round, as it runs on nginx + wrk
+// with capture.parse_once (the default): ring records merged from two
+// rings (the server's events on one CPU, the client's on the other),
+// decoded, tracked, parsed at the server end, and the client end's compact
+// records matched to the server's spans; then RED, service graph and
+// traces for both spans. Each iteration is one round of 128 requests over
+// 16 keep-alive connections (wrk -c16; ~1 ms of the saturated workload),
+// laid out as the kernel side lays them out: full events in batches of up
+// to REDMAP_BATCH_EVENTS, one 64-byte redmap_peer_event per client request.
+// Building the records is not timed; reading the rings and sleeping
+// between rounds are not part of it. Figures are ns per request.
+void BM_LiveRound(benchmark::State& state) {
+  constexpr int kConns = 16;
+  constexpr int kPerRound = 128;
+  PipelineOptions options;
+  options.traces_enabled = state.range(0) != 0;
+  options.red.buckets = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                         0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
+  auto pipeline = *Pipeline::Create(options);
+  const std::string request = "GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n";
+  const std::string response =
+      "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 02:07:44 GMT\r\n"
+      "Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n";
+  const uint32_t server_tgid = static_cast<uint32_t>(getpid());
+  const uint32_t client_tgid = static_cast<uint32_t>(getppid());
+  struct Conn {
+    uint32_t req_seq = 1000, resp_seq = 90000;
+  };
+  std::vector<Conn> conns(kConns);
+  uint64_t now = 1'000'000'000;
+
+  // A ring: records (batches) back to back, 8-byte aligned.
+  struct Ring {
+    std::vector<uint64_t> buf;
+    size_t used = 0;                                 // bytes
+    std::vector<std::pair<size_t, size_t>> records;  // offset, size
+    size_t open = 0, open_events = 0;                // the batch being filled
+    void Clear() {
+      used = open = open_events = 0;
+      records.clear();
+    }
+    uint8_t* Reserve(size_t n) {
+      const size_t size = (n + 7) & ~size_t{7};
+      if (open_events == REDMAP_BATCH_EVENTS || used - open + size > REDMAP_BATCH_BYTES) Close();
+      if (buf.size() * 8 < used + size) buf.resize((used + size) / 8 + 4096);
+      uint8_t* at = reinterpret_cast<uint8_t*>(buf.data()) + used;
+      std::memset(at, 0, size);
+      used += size;
+      ++open_events;
+      return at;
+    }
+    void Close() {
+      if (open_events > 0) records.emplace_back(open, used - open);
+      open = used;
+      open_events = 0;
+    }
+  } server_ring, client_ring;
+
+  auto data_event = [&](Ring& r, bool server, int c, uint32_t dir, const std::string& bytes,
+                        uint32_t seq, uint64_t ts) {
+    uint8_t* at = r.Reserve(sizeof(redmap_data_event) + bytes.size());
+    redmap_data_event h{};
+    h.type = REDMAP_EVENT_DATA;
+    h.direction = dir;
+    h.tgid = h.tid = server ? server_tgid : client_tgid;
+    h.fd = 100 + c;
+    h.protocol = REDMAP_PROTO_HTTP1;
+    h.conn_start_ns = 1;
+    h.enter_ns = h.exit_ns = ts;
+    h.cgroup_id = 1;
+    h.byte_count = h.captured_len = static_cast<uint32_t>(bytes.size());
+    h.tcp_seq = seq;
+    h.family = REDMAP_AF_INET;
+    h.role = server ? REDMAP_ROLE_SERVER : REDMAP_ROLE_CLIENT;
+    h.local_port = server ? 18080 : static_cast<uint16_t>(40000 + c);
+    h.remote_port = server ? static_cast<uint16_t>(40000 + c) : 18080;
+    h.flags = server ? REDMAP_EVENT_F_PEER_LOCAL : 0;
+    h.local_addr[0] = h.remote_addr[0] = 127;
+    h.local_addr[3] = h.remote_addr[3] = 1;
+    std::memcpy(h.comm, server ? "nginx" : "wrk", server ? 5 : 3);
+    std::memcpy(at, &h, sizeof(h));
+    std::memcpy(at + sizeof(h), bytes.data(), bytes.size());
+  };
+  // One round: kPerRound requests, 8 us apart, each ring in time order as a
+  // CPU writes it (client write, server read, server write, client read,
+  // 2 us apart). The first round also has
+  // each client end's first write as a full event (inference needs it).
+  auto build = [&](bool first) {
+    server_ring.Clear();
+    client_ring.Clear();
+    for (int i = 0; i < kPerRound; ++i) {
+      const int c = i % kConns;
+      Conn& k = conns[static_cast<size_t>(c)];
+      const uint64_t t = now += 8'000;
+      const bool full_write = first && i < kConns;
+      if (full_write) {
+        data_event(client_ring, false, c, REDMAP_DIR_EGRESS, request, k.req_seq, t);
+      }
+      data_event(server_ring, true, c, REDMAP_DIR_INGRESS, request, k.req_seq, t + 2'000);
+      data_event(server_ring, true, c, REDMAP_DIR_EGRESS, response, k.resp_seq, t + 4'000);
+      auto* p =
+          reinterpret_cast<redmap_peer_event*>(client_ring.Reserve(sizeof(redmap_peer_event)));
+      p->type = REDMAP_EVENT_PEER;
+      p->tgid = client_tgid;
+      p->fd = 100 + c;
+      p->protocol = REDMAP_PROTO_HTTP1;
+      p->conn_start_ns = 1;
+      p->ts_ns = t + 6'000;
+      if (!full_write) {
+        p->send_ns = t;
+        p->send_seq = k.req_seq;
+        p->send_len = static_cast<uint32_t>(request.size());
+        p->send_tid = client_tgid;
+      }
+      p->recv_tid = client_tgid;
+      p->recv_seq = k.resp_seq;
+      p->recv_len = static_cast<uint32_t>(response.size());
+      k.req_seq += static_cast<uint32_t>(request.size());
+      k.resp_seq += static_cast<uint32_t>(response.size());
+    }
+    server_ring.Close();
+    client_ring.Close();
+  };
+  RecordMerger merger;
+  auto deliver = [&] {
+    const Ring* rings[] = {&server_ring, &client_ring};
+    for (uint32_t r = 0; r < 2; ++r) {
+      const auto* base = reinterpret_cast<const uint8_t*>(rings[r]->buf.data());
+      for (const auto& [off, size] : rings[r]->records) merger.Add(r, base + off, size);
+    }
+    merger.Deliver(std::numeric_limits<uint64_t>::max(), pipeline.get());
+    pipeline->Tick(now);
+  };
+  build(true);
+  deliver();
+  // cold: between rounds, 4 MiB written over (the core's L2 is 1 MiB here),
+  // as nginx and wrk leave the caches when the exporter's round starts.
+  const bool cold = state.range(1) != 0;
+  std::vector<uint64_t> other(cold ? (4u << 20) / 8 : 0);
+  int64_t requests = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    build(false);
+    for (size_t j = 0; j < other.size(); j += 8) other[j] += j;
+    state.ResumeTiming();
+    deliver();
+    requests += kPerRound;
+  }
+  state.SetItemsProcessed(requests);
+  state.counters["spans"] = static_cast<double>(pipeline->self_metrics().spans(Protocol::kHttp1));
+  state.counters["peer_spans"] = static_cast<double>(pipeline->self_metrics().peer_spans());
+  state.counters["unmatched"] =
+      static_cast<double>(pipeline->self_metrics().dropped(DropReason::kPeerUnmatched));
+}
+BENCHMARK(BM_LiveRound)->ArgsProduct({{0, 1}, {0, 1}})->ArgNames({"traces", "cold"});
 
 }  // namespace
 }  // namespace redmap

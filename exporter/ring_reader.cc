@@ -86,6 +86,16 @@ absl::StatusOr<int> RingReader::Wait(int timeout_ms) {
   return n;
 }
 
+bool RingReader::HasData() const {
+  for (const Ring& r : rings_) {
+    if (__atomic_load_n(r.producer_pos, __ATOMIC_ACQUIRE) !=
+        __atomic_load_n(r.consumer_pos, __ATOMIC_RELAXED)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void RingReader::Note(RecordMerger* merger) {
   for (size_t i = 0; i < rings_.size(); ++i) {
     Ring& r = rings_[i];

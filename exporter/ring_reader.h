@@ -39,6 +39,10 @@ class RingReader {
   // kernel side. Returns the rings ready (0 on timeout or EINTR).
   absl::StatusOr<int> Wait(int timeout_ms);
 
+  // Whether some ring holds a record (committed or not): what Wait would
+  // return at once for, read from the mapped positions without a syscall.
+  bool HasData() const;
+
   // Notes every committed record of every ring, from its consumer position
   // on, with the merger (the merger's views point into the rings).
   void Note(RecordMerger* merger);

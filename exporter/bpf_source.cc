@@ -305,8 +305,8 @@ class BpfSource::Impl {
       const uint64_t read_start = MonotonicNs();
       Deliver(read_start > kHoldBackNs ? read_start - kHoldBackNs : 0);
       if (tick_) tick_(MonotonicNs());
-      // Under steady traffic a ring always has data and poll returns at
-      // once: pace the rounds so that each one handles a batch, not a few
+      // Under steady traffic a ring always has data and the wait above is
+      // skipped: pace the rounds so that each one handles a batch, not a few
       // records (each round sorts, and reads again what it held back).
       const uint64_t spent = MonotonicNs() - round_start;
       if (spent < kMinRoundNs) usleep(static_cast<useconds_t>((kMinRoundNs - spent) / 1000));
